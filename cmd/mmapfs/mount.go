@@ -1,0 +1,286 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"mmapfs/fs"
+)
+
+// How long a forced stop (second signal) waits for the server to finish
+// before the process exits anyway.
+const forceGrace = 3 * time.Second
+
+// cmdMount runs `mmapfs mount`: it parses the arguments and serves in the
+// foreground until the filesystem is unmounted.
+func cmdMount(args []string, stdout, stderr io.Writer) int {
+	o, err := parseMountArgs(args, currentSysEnv())
+	if err != nil {
+		fmt.Fprintf(stderr, "mmapfs: %v\n", err)
+		return 2
+	}
+	if o.Help {
+		writeUsage(stdout)
+		return 0
+	}
+	return serveMount(o, stderr, nil)
+}
+
+// serveMount mounts, serves until the filesystem is unmounted, and cleans
+// up. ready, if not nil, is called once the filesystem is mounted.
+func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
+	log := newLogger(stderr, o.LogLevel, o.LogFormat)
+	defer func() { _ = log.Sync() }()
+	// go-fuse logs with the standard logger: its messages (and with
+	// --debug every request) become lines of this log.
+	defer zap.RedirectStdLog(log.Named("fuse"))()
+
+	// Take the signals before anything exists that would need cleaning up;
+	// a signal that arrives while mounting is acted on once mounted.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
+	defer signal.Stop(sigs)
+
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "mmapfs: %v\n", err)
+		return 1
+	}
+
+	if err := checkMountpoint(o.Mountpoint); err != nil {
+		return fail(err)
+	}
+	mnt := o.Mountpoint
+	if !isFuseFdPath(mnt) {
+		abs, err := filepath.Abs(mnt)
+		if err != nil {
+			return fail(fmt.Errorf("mount point %s: %v", mnt, err))
+		}
+		mnt = abs
+	}
+	memdir := o.MemDir
+	if memdir == "" {
+		memdir = defaultMemDir()
+	}
+
+	store, err := openMemStore(memdir, o.Size, log)
+	if err != nil {
+		return fail(err)
+	}
+	abandoned := false
+	defer func() {
+		// Also on a panic: the memory store must not outlive the process.
+		if abandoned {
+			store.Remove()
+		} else {
+			store.Close()
+		}
+	}()
+
+	fsName := o.Source
+	if fsName == "" {
+		fsName = "mmapfs"
+	}
+	m, err := fs.Mount(mnt, fs.Config{
+		Store:      store.Store,
+		MaxInodes:  o.Inodes,
+		RootMode:   o.Mode,
+		RootUID:    o.UID,
+		RootGID:    o.GID,
+		AllowOther: o.AllowOther,
+		Debug:      o.Debug,
+		FsName:     fsName,
+		Logger:     log,
+	})
+	if err != nil {
+		return fail(mountError(o.Mountpoint, err))
+	}
+	if o.MountFlags != 0 {
+		if err := remount(mnt, o.MountFlags); err != nil {
+			detach(mnt, log)
+			m.Wait()
+			return fail(err)
+		}
+	}
+	started := time.Now()
+	inodes := "unlimited"
+	if o.Inodes > 0 {
+		inodes = strconv.FormatUint(o.Inodes, 10)
+	}
+	size := "unlimited"
+	if o.Size > 0 {
+		size = formatBytes(o.Size)
+	}
+	log.Info("mounted "+mnt,
+		zap.String("size", size),
+		zap.String("inodes", inodes),
+		zap.String("mode", fmt.Sprintf("%04o", o.Mode)),
+		zap.String("store", store.Dir))
+	if ready != nil {
+		ready()
+	}
+
+	code, how := waitUnmount(m, mnt, sigs, log)
+	if code != 0 && how == "abandoned" {
+		abandoned = true
+	}
+	st := store.Store.Stats()
+	log.Info("unmounted "+mnt,
+		zap.String("how", how),
+		zap.Duration("uptime", time.Since(started).Round(time.Millisecond)),
+		zap.String("used", formatBytes(st.Used)))
+	return code
+}
+
+// waitUnmount serves until the filesystem is unmounted: from outside
+// (fusermount3 -u, umount), or here on SIGINT or SIGTERM. If the mount is
+// busy, it is detached lazily: programs that have files open keep them
+// until they close them, and the server stops after the last close. A
+// second signal stops the server without waiting for them.
+func waitUnmount(m *fs.Mounted, mnt string, sigs <-chan os.Signal, log *zap.Logger) (code int, how string) {
+	done := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(done)
+	}()
+	var (
+		dev         = mountDev(mnt)
+		unmountErr  chan error // set while an unmount is in progress
+		unmounting  bool
+		detached    bool
+		graceTimer  <-chan time.Time
+		forced      bool
+		description = "unmounted from outside"
+	)
+	for {
+		select {
+		case <-done:
+			if forced {
+				return 0, "forced"
+			}
+			return 0, description
+		case sig := <-sigs:
+			if !unmounting {
+				unmounting = true
+				description = "unmounted on " + sigName(sig)
+				log.Info("unmounting "+mnt, zap.String("signal", sigName(sig)))
+				unmountErr = make(chan error, 1)
+				go func() { unmountErr <- m.Server.Unmount() }()
+				continue
+			}
+			if forced {
+				continue
+			}
+			forced = true
+			log.Warn("stopping without waiting for open files ("+sigName(sig)+" again)", zap.String("mountpoint", mnt))
+			if !detached {
+				detach(mnt, log)
+				detached = true
+			}
+			grace := forceGrace
+			if !abortConnection(dev, log) {
+				// Nothing will make the server stop soon but files
+				// being closed: give them a moment, no more.
+				grace = forceGrace / 6
+			}
+			graceTimer = time.After(grace)
+		case err := <-unmountErr:
+			unmountErr = nil
+			if err == nil || detached {
+				continue // done follows
+			}
+			log.Warn(mnt+" is busy: detached it lazily; the server stops when the last file open on it is closed (send the signal again to stop now)",
+				zap.String("unmount", firstLine(err.Error())))
+			detach(mnt, log)
+			detached = true
+		case <-graceTimer:
+			log.Error("the server did not stop; exiting with requests outstanding", zap.String("mountpoint", mnt))
+			return 1, "abandoned"
+		}
+	}
+}
+
+func sigName(s os.Signal) string {
+	if sig, ok := s.(unix.Signal); ok {
+		return unix.SignalName(sig)
+	}
+	return s.String()
+}
+
+// detach unmounts mnt lazily (MNT_DETACH): it disappears from the
+// namespace now, and the filesystem ends when nothing uses it any more.
+func detach(mnt string, log *zap.Logger) {
+	err := unix.Unmount(mnt, unix.MNT_DETACH)
+	if err == nil || errors.Is(err, unix.EINVAL) {
+		return // EINVAL: no longer a mount point
+	}
+	out, err2 := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput()
+	if err2 != nil {
+		log.Error("lazy unmount failed", zap.String("mountpoint", mnt), zap.Error(err), zap.ByteString("fusermount3", out))
+	}
+}
+
+// mountDev is the device number of the filesystem mounted on mnt: its
+// FUSE connection is /sys/fs/fuse/connections/DEV.
+func mountDev(mnt string) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		return 0
+	}
+	return st.Dev
+}
+
+// abortConnection aborts the FUSE connection of device dev, so that
+// programs waiting on the filesystem get ENOTCONN at once. It needs the
+// fusectl filesystem on /sys/fs/fuse/connections and write access to it;
+// without them, exiting closes the connection just the same.
+func abortConnection(dev uint64, log *zap.Logger) bool {
+	if dev == 0 || unix.Major(dev) != 0 {
+		return false
+	}
+	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(dev))
+	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+		log.Debug("cannot abort the FUSE connection", zap.String("file", p), zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// remount applies per-mount flags (ro, noexec, noatime, ...) with a bind
+// remount. The mount keeps nosuid and nodev.
+func remount(mnt string, flags uintptr) error {
+	err := unix.Mount("none", mnt, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV|flags, "")
+	if err != nil {
+		return fmt.Errorf("mount point %s: cannot apply ro/noexec/noatime options: %s (they need root)", mnt, errnoText(err))
+	}
+	return nil
+}
+
+// mountError turns an error of fs.Mount into one line.
+func mountError(mnt string, err error) error {
+	if _, statErr := os.Stat("/dev/fuse"); statErr != nil {
+		return fmt.Errorf("/dev/fuse: %s (load the fuse module: modprobe fuse)", errnoText(statErr))
+	}
+	switch {
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("mount point %s: device or resource busy", mnt)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("mount point %s: %s (is fusermount3 installed? see fuse(8))", mnt, errnoText(err))
+	}
+	return err
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+)
+
+// mountOptions is everything `mmapfs mount` is told, on the command line or
+// with -o.
+type mountOptions struct {
+	Source     string // first field of /proc/mounts; "" = "mmapfs"
+	Mountpoint string
+
+	Size     int64  // bytes of file data at most; 0 = no limit
+	SizeSpec string // Size as the user wrote it (or the default), for messages
+	Inodes   uint64 // inodes at most; 0 = no limit
+	Mode     uint32 // permission bits of the root
+	UID, GID uint32 // owner of the root
+
+	AllowOther bool
+	Debug      bool // log every FUSE request
+	LogLevel   zapcore.Level
+	LogFormat  string // "console" or "json"
+	MemDir     string // "" = default (/dev/shm, $XDG_RUNTIME_DIR, os.TempDir())
+
+	// MountFlags are per-mount flags (MS_RDONLY, MS_NOEXEC, ...) applied
+	// after the mount with a bind remount.
+	MountFlags uintptr
+	Foreground bool // -f: accepted; `mmapfs mount` always serves in the foreground
+	Help       bool
+}
+
+// sysEnv is what the defaults depend on; tests replace it.
+type sysEnv struct {
+	RAM      uint64 // bytes of physical memory
+	PageSize int64
+	UID, GID uint32
+}
+
+func currentSysEnv() sysEnv {
+	env := sysEnv{PageSize: int64(unix.Getpagesize()), UID: uint32(unix.Geteuid()), GID: uint32(unix.Getegid())}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		env.RAM = uint64(si.Totalram) * uint64(si.Unit)
+	}
+	return env
+}
+
+// defaultOptions are the tmpfs defaults: size=50%, nr_inodes = half the
+// pages of RAM, mode=1777, owned by the caller.
+func defaultOptions(env sysEnv) *mountOptions {
+	o := &mountOptions{
+		Mode:      0o1777,
+		UID:       env.UID,
+		GID:       env.GID,
+		LogLevel:  zapcore.InfoLevel,
+		LogFormat: "console",
+	}
+	o.Size, _ = percentOfRAM(50, env)
+	o.SizeSpec = "50%"
+	if env.PageSize > 0 {
+		o.Inodes = env.RAM / uint64(env.PageSize) / 2
+	}
+	return o
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// optDef is one option. Every option that has a flag also has an -o key
+// (and the other way round, but for -o-only generic mount options), so that
+// the command line, mount(8) and /etc/fstab accept the same things.
+type optDef struct {
+	flag  string   // long flag, used as --flag or -flag; "" = none
+	short string   // one-letter flag, used as -x; "" = none
+	keys  []string // -o keys
+	value bool     // takes a value (--flag=V, --flag V, key=V)
+	set   func(o *mountOptions, env sysEnv, v string) error
+}
+
+var optDefs = []optDef{
+	{flag: "size", keys: []string{"size"}, value: true, set: setSize},
+	{flag: "inodes", keys: []string{"inodes", "nr_inodes"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		n, err := parseCount(v)
+		o.Inodes = n
+		return err
+	}},
+	{flag: "mode", keys: []string{"mode"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		m, err := parseMode(v)
+		o.Mode = m
+		return err
+	}},
+	{flag: "uid", keys: []string{"uid"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		id, err := parseID(v, false)
+		o.UID = id
+		return err
+	}},
+	{flag: "gid", keys: []string{"gid"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		id, err := parseID(v, true)
+		o.GID = id
+		return err
+	}},
+	{flag: "allow-other", keys: []string{"allow_other"}, set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.AllowOther = true
+		return nil
+	}},
+	{flag: "debug", short: "d", keys: []string{"debug"}, set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.Debug = true
+		return nil
+	}},
+	{flag: "log-level", keys: []string{"log_level"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		switch v {
+		case "debug":
+			o.LogLevel = zapcore.DebugLevel
+		case "info":
+			o.LogLevel = zapcore.InfoLevel
+		case "warn", "warning":
+			o.LogLevel = zapcore.WarnLevel
+		case "error":
+			o.LogLevel = zapcore.ErrorLevel
+		default:
+			return errors.New("want debug, info, warn or error")
+		}
+		return nil
+	}},
+	{flag: "log-format", keys: []string{"log_format"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if v != "console" && v != "json" {
+			return errors.New("want console or json")
+		}
+		o.LogFormat = v
+		return nil
+	}},
+	{flag: "memdir", keys: []string{"memdir"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if v == "" {
+			return errors.New("empty directory name")
+		}
+		abs, err := filepath.Abs(v)
+		o.MemDir = abs
+		return err
+	}},
+	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if v == "" {
+			return errors.New("empty name")
+		}
+		o.Source = v
+		return nil
+	}},
+	{flag: "foreground", short: "f", set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.Foreground = true
+		return nil
+	}},
+	{flag: "help", short: "h", set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.Help = true
+		return nil
+	}},
+	// Flags mount(8) passes to its helpers: -n (no mtab), -s (sloppy),
+	// -v (verbose). Accepted and ignored.
+	{short: "n", set: ignoreOpt},
+	{short: "s", set: ignoreOpt},
+	{short: "v", set: ignoreOpt},
+	// Per-mount flags, applied with a bind remount after mounting.
+	{keys: []string{"ro"}, set: mountFlag(unix.MS_RDONLY)},
+	{keys: []string{"noexec"}, set: mountFlag(unix.MS_NOEXEC)},
+	{keys: []string{"noatime"}, set: mountFlag(unix.MS_NOATIME)},
+	{keys: []string{"nodiratime"}, set: mountFlag(unix.MS_NODIRATIME)},
+	{keys: []string{"strictatime"}, set: mountFlag(unix.MS_STRICTATIME)},
+	// Generic options that are the defaults anyway, or that only mean
+	// something to mount(8), fstab or systemd. A FUSE mount is always
+	// nosuid,nodev, as /dev/shm is ("suid" and "dev" are what mount.fuse3
+	// adds on its own; they are not honoured) and default_permissions is
+	// always on.
+	{keys: []string{"rw", "dev", "nodev", "suid", "nosuid", "exec", "async", "atime",
+		"diratime", "relatime", "auto", "noauto", "user", "nouser", "users", "owner",
+		"group", "defaults", "_netdev", "nofail", "silent", "loud", "default_permissions"},
+		set: ignoreOpt},
+}
+
+func ignoreOpt(*mountOptions, sysEnv, string) error { return nil }
+
+func mountFlag(flag uintptr) func(*mountOptions, sysEnv, string) error {
+	return func(o *mountOptions, _ sysEnv, _ string) error {
+		o.MountFlags |= flag
+		return nil
+	}
+}
+
+func setSize(o *mountOptions, env sysEnv, v string) error {
+	n, err := parseSize(v, env)
+	o.Size, o.SizeSpec = n, v
+	return err
+}
+
+// ignoredKey reports whether an -o key without a definition is still
+// accepted: x-* (userspace options of mount(8) and systemd) and comment=.
+func ignoredKey(key string) bool {
+	return strings.HasPrefix(key, "x-") || key == "comment"
+}
+
+func findFlag(name string, short bool) *optDef {
+	for i := range optDefs {
+		d := &optDefs[i]
+		if (short && d.short == name) || (!short && d.flag != "" && d.flag == name) {
+			return d
+		}
+	}
+	return nil
+}
+
+func findKey(key string) *optDef {
+	for i := range optDefs {
+		for _, k := range optDefs[i].keys {
+			if k == key {
+				return &optDefs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// optItem is one option found on the command line, not yet applied.
+type optItem struct {
+	def    *optDef
+	value  string
+	origin string // as written, for messages: "--size", "-o size=1x"
+}
+
+// scanArgs splits args into positional arguments and options. Options may
+// come before, between and after positional arguments (mount.fuse3 puts
+// -o last); "--" ends the options. It only checks the syntax: known names,
+// values present where needed.
+func scanArgs(args []string) (pos []string, items []optItem, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(pos, args[i+1:]...), items, nil
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			pos = append(pos, a)
+			continue
+		case a == "-o":
+			if i+1 == len(args) {
+				return nil, nil, usagef("option -o needs a value (-o key=value,...)")
+			}
+			i++
+			its, err := scanO(args[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			items = append(items, its...)
+			continue
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--"):
+			// -okey=value,... as libfuse accepts it.
+			its, err := scanO(a[2:])
+			if err != nil {
+				return nil, nil, err
+			}
+			items = append(items, its...)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		var d *optDef
+		if !strings.HasPrefix(a, "--") && len(name) == 1 {
+			d = findFlag(name, true)
+		}
+		if d == nil {
+			d = findFlag(name, false)
+		}
+		if d == nil {
+			return nil, nil, usagef("unknown option %s", strings.SplitN(a, "=", 2)[0])
+		}
+		flag := a
+		if hasValue {
+			flag = a[:len(a)-len(value)-1]
+		}
+		switch {
+		case d.value && !hasValue:
+			if i+1 == len(args) {
+				return nil, nil, usagef("option %s needs a value", flag)
+			}
+			i++
+			value = args[i]
+		case !d.value && hasValue:
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return nil, nil, usagef("option %s takes no value", flag)
+			}
+			if !b {
+				continue
+			}
+		}
+		items = append(items, optItem{def: d, value: value, origin: flag})
+	}
+	return pos, items, nil
+}
+
+// scanO splits an -o string: key[=value],...
+func scanO(s string) ([]optItem, error) {
+	var items []optItem
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		key, value, hasValue := strings.Cut(kv, "=")
+		d := findKey(key)
+		if d == nil {
+			if ignoredKey(key) {
+				continue
+			}
+			return nil, usagef("unknown mount option %q", kv)
+		}
+		if d.value && !hasValue {
+			return nil, usagef("mount option %s needs a value (%s=...)", key, key)
+		}
+		if !d.value && hasValue {
+			return nil, usagef("mount option %s takes no value", key)
+		}
+		items = append(items, optItem{def: d, value: value, origin: "-o " + kv})
+	}
+	return items, nil
+}
+
+// applyItems sets the options on o, in order: the last of repeated options
+// wins.
+func applyItems(o *mountOptions, env sysEnv, items []optItem) error {
+	for _, it := range items {
+		if err := it.def.set(o, env, it.value); err != nil {
+			if o, ok := strings.CutPrefix(it.origin, "-o "); ok {
+				return usagef("invalid mount option %s: %v", o, err)
+			}
+			return usagef("invalid value %q for %s: %v", it.value, it.origin, err)
+		}
+	}
+	return nil
+}
+
+// parseMountArgs parses the arguments of `mmapfs mount`: options and
+// [SOURCE] MOUNTPOINT.
+func parseMountArgs(args []string, env sysEnv) (*mountOptions, error) {
+	pos, items, err := scanArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	o := defaultOptions(env)
+	if err := applyItems(o, env, items); err != nil {
+		return nil, err
+	}
+	if o.Help {
+		return o, nil
+	}
+	switch len(pos) {
+	case 0:
+		return nil, usagef("missing mount point (usage: mmapfs mount [options] MOUNTPOINT)")
+	case 1:
+		o.Mountpoint = pos[0]
+	case 2:
+		if o.Source == "" { // fsname= wins over SOURCE
+			o.Source = pos[0]
+		}
+		o.Mountpoint = pos[1]
+	default:
+		return nil, usagef("too many arguments: %q (usage: mmapfs mount [options] [SOURCE] MOUNTPOINT)", pos)
+	}
+	if o.Mountpoint == "" {
+		return nil, usagef("empty mount point")
+	}
+	return o, nil
+}
+
+// sizeUnits are the suffixes of sizes and counts. All are powers of 1024,
+// as tmpfs has them; "KiB" and "KB" are accepted for "k" too.
+var sizeUnits = map[string]uint64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60,
+}
+
+// parseQuantity parses a non-negative number with an optional fraction and
+// a binary suffix (k, M, GiB, ...): "64m", "1.5G", "4096".
+func parseQuantity(s string) (uint64, error) {
+	if s == "" {
+		return 0, errors.New("empty value")
+	}
+	end := 0
+	for end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] == '.') {
+		end++
+	}
+	num, suffix := s[:end], strings.ToLower(s[end:])
+	if num == "" || strings.Count(num, ".") > 1 || num == "." {
+		return 0, errors.New("not a number")
+	}
+	if len(suffix) > 1 {
+		// "KiB", "kb": both mean "k".
+		switch suffix[1:] {
+		case "b", "ib":
+			suffix = suffix[:1]
+		default:
+			suffix = "?"
+		}
+	}
+	mult, ok := sizeUnits[suffix]
+	if !ok || (suffix == "b" && len(s)-end > 1) {
+		return 0, fmt.Errorf("unknown suffix %q (use k, m, g, t, p or e, powers of 1024)", s[end:])
+	}
+	r, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0, errors.New("not a number")
+	}
+	r.Mul(r, new(big.Rat).SetUint64(mult))
+	n := new(big.Int).Quo(r.Num(), r.Denom())
+	if !n.IsUint64() || n.Uint64() > 1<<63-1 {
+		return 0, errors.New("too large")
+	}
+	return n.Uint64(), nil
+}
+
+// parseSize parses size=: bytes with a suffix, or a percentage of RAM
+// ("50%"). The result is rounded up to whole pages, as tmpfs does; 0 means
+// no limit.
+func parseSize(s string, env sysEnv) (int64, error) {
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		p, err := strconv.ParseUint(pct, 10, 32)
+		if err != nil {
+			return 0, errors.New("want a whole percentage of RAM, such as 50%")
+		}
+		return percentOfRAM(p, env)
+	}
+	n, err := parseQuantity(s)
+	if err != nil {
+		return 0, err
+	}
+	return roundPages(n, env.PageSize)
+}
+
+func percentOfRAM(pct uint64, env sysEnv) (int64, error) {
+	n := new(big.Int).SetUint64(env.RAM)
+	n.Mul(n, new(big.Int).SetUint64(pct))
+	n.Quo(n, big.NewInt(100))
+	if !n.IsUint64() {
+		return 0, errors.New("too large")
+	}
+	return roundPages(n.Uint64(), env.PageSize)
+}
+
+func roundPages(n uint64, pageSize int64) (int64, error) {
+	ps := uint64(pageSize)
+	if ps == 0 {
+		ps = 4096
+	}
+	if n > 1<<63-1-ps {
+		return 0, errors.New("too large")
+	}
+	return int64((n + ps - 1) / ps * ps), nil
+}
+
+// parseCount parses inodes=: a count with an optional k, m, g suffix
+// (powers of 1024, as tmpfs has them); 0 means no limit.
+func parseCount(s string) (uint64, error) {
+	return parseQuantity(s)
+}
+
+// parseMode parses mode=: octal permission bits, 07777 at most.
+func parseMode(s string) (uint32, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return 0, errors.New("want octal permission bits such as 1777 or 0755")
+	}
+	return uint32(m), nil
+}
+
+// parseID parses uid= or gid=: a number or, for convenience, a name.
+func parseID(s string, group bool) (uint32, error) {
+	if s == "" {
+		return 0, errors.New("empty value")
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		if n == 1<<32-1 {
+			return 0, errors.New("invalid id")
+		}
+		return uint32(n), nil
+	}
+	var idStr string
+	if group {
+		g, err := user.LookupGroup(s)
+		if err != nil {
+			return 0, errors.New("no such group")
+		}
+		idStr = g.Gid
+	} else {
+		u, err := user.Lookup(s)
+		if err != nil {
+			return 0, errors.New("no such user")
+		}
+		idStr = u.Uid
+	}
+	n, err := strconv.ParseUint(idStr, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("non-numeric id %q", idStr)
+	}
+	return uint32(n), nil
+}
+
+// formatBytes writes n the way the messages and the help do: "64 MiB",
+// "1.5 GiB".
+func formatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := 0
+	for u+1 < len(units) && n >= int64(1)<<(10*(u+1)) {
+		u++
+	}
+	if u == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	div := int64(1) << (10 * u)
+	if n%div == 0 {
+		return fmt.Sprintf("%d %s", n/div, units[u])
+	}
+	return fmt.Sprintf("%.1f %s", float64(n)/float64(div), units[u])
+}

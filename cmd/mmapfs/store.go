@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"mmapfs/mapstore"
+)
+
+// defaultMemDir is where the memory store goes unless --memdir says
+// otherwise: /dev/shm, else $XDG_RUNTIME_DIR, else os.TempDir().
+func defaultMemDir() string {
+	if isDir("/dev/shm") {
+		return "/dev/shm"
+	}
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && isDir(x) {
+		return x
+	}
+	return os.TempDir()
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// memStore is the embedded memory store: a private directory of a tmpfs,
+// removed when the mount ends.
+//
+// A server that is killed cannot remove its store, and the tmpfs would
+// keep its pages until reboot. So each server holds an exclusive flock on
+// its store directory for as long as it runs, and the next server to start
+// on the same memdir removes the mmapfs-* directories nobody holds. The
+// lock is taken before the directory gets its mmapfs- name (it is created
+// as .mmapfs-new-*, locked, then renamed), so a starting server's store is
+// never mistaken for an abandoned one.
+type memStore struct {
+	Dir   string // the private directory, mmapfs-XXXX
+	Store *mapstore.Store
+	lock  *os.File // the directory, flocked
+	log   *zap.Logger
+}
+
+const (
+	storePrefix    = "mmapfs-"
+	newStorePrefix = ".mmapfs-new-"
+)
+
+// openMemStore creates the private directory under memdir and opens the
+// store in it. On error nothing is left behind.
+func openMemStore(memdir string, size int64, log *zap.Logger) (*memStore, error) {
+	fi, err := os.Stat(memdir)
+	if err != nil {
+		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
+	}
+	removeAbandonedStores(memdir, log)
+	checkMemDir(memdir, size, log)
+	tmp, err := os.MkdirTemp(memdir, newStorePrefix) // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+	}
+	lock, err := lockDir(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("memory store %s: %s", tmp, errnoText(err))
+	}
+	dir := filepath.Join(memdir, storePrefix+strings.TrimPrefix(filepath.Base(tmp), newStorePrefix))
+	if err := os.Rename(tmp, dir); err != nil {
+		lock.Close()
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("memory store %s: %s", dir, errnoText(err))
+	}
+	st, err := mapstore.Open(mapstore.Options{Dir: dir, SizeLimit: size, Logger: log.Named("store")})
+	if err != nil {
+		os.RemoveAll(dir)
+		lock.Close()
+		return nil, fmt.Errorf("memory store %s: %v", dir, err)
+	}
+	return &memStore{Dir: dir, Store: st, lock: lock, log: log}, nil
+}
+
+// lockDir opens dir and takes an exclusive flock on it without waiting.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// removeAbandonedStores removes the stores under memdir, of this user,
+// whose servers are gone (nobody holds their lock).
+func removeAbandonedStores(memdir string, log *zap.Logger) {
+	entries, err := os.ReadDir(memdir)
+	if err != nil {
+		return
+	}
+	uid := uint32(os.Geteuid())
+	for _, e := range entries {
+		if !e.IsDir() || !isStoreName(e.Name()) {
+			continue // IsDir is false for symlinks too
+		}
+		dir := filepath.Join(memdir, e.Name())
+		var st unix.Stat_t
+		if unix.Lstat(dir, &st) != nil || st.Uid != uid || st.Mode&0o7777 != 0o700 {
+			continue
+		}
+		lock, err := lockDir(dir)
+		if err != nil {
+			continue // in use, or not ours to judge
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("cannot remove the memory store of a server that is gone", zap.String("dir", dir), zap.Error(err))
+		} else {
+			log.Info("removed the memory store of a server that is gone", zap.String("dir", dir))
+		}
+		lock.Close()
+	}
+}
+
+// Close closes the store and removes its directory: nothing persists.
+func (m *memStore) Close() {
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			m.log.Error("closing the memory store", zap.String("dir", m.Dir), zap.Error(err))
+		}
+		m.Store = nil
+	}
+	m.Remove()
+}
+
+// Remove removes the store directory without closing the store: for when
+// the server is abandoned with requests still running.
+func (m *memStore) Remove() {
+	if m.Dir == "" {
+		return
+	}
+	if err := os.RemoveAll(m.Dir); err != nil {
+		m.log.Error("removing the memory store", zap.String("dir", m.Dir), zap.Error(err))
+	}
+	m.Dir = ""
+	if m.lock != nil {
+		m.lock.Close()
+		m.lock = nil
+	}
+}
+
+// checkMemDir warns when the filesystem under memdir cannot hold size bytes,
+// or is not a memory filesystem at all. The store still returns ENOSPC when
+// that filesystem fills; the warning only says so up front.
+func checkMemDir(memdir string, size int64, log *zap.Logger) {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(memdir, &sfs); err != nil {
+		log.Warn("cannot statfs the memory store directory", zap.String("dir", memdir), zap.Error(err))
+		return
+	}
+	if sfs.Type != unix.TMPFS_MAGIC && sfs.Type != unix.RAMFS_MAGIC {
+		log.Warn(fmt.Sprintf("memory store directory %s is not on a tmpfs: file data goes to the filesystem under it", memdir))
+	}
+	free := int64(sfs.Bavail) * int64(sfs.Bsize)
+	if sfs.Type == unix.RAMFS_MAGIC || sfs.Blocks == 0 {
+		return // no limit to report
+	}
+	// A few percent short is the normal case when size= and the tmpfs
+	// have the same default (50% of RAM) and something else uses it.
+	if size > 0 && free < size-size/20 {
+		log.Warn(fmt.Sprintf("memory store on %s has %s free, less than size=%s: files can hold at most %s; use --memdir on a larger tmpfs or remount %s with a larger size=",
+			memdir, formatBytes(free), formatBytes(size), formatBytes(free), memdir))
+	}
+}
+
+// isStoreName reports whether name is that of a store directory: mmapfs-
+// and the digits os.MkdirTemp puts there.
+func isStoreName(name string) bool {
+	digits, ok := strings.CutPrefix(name, storePrefix)
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// manual is the text of --help. {{SIZE}} and {{INODES}} are the defaults
+// on this machine.
+const manual = `NAME
+    mmapfs - a tmpfs in userspace: a FUSE filesystem whose file data lives
+    in memory-mapped store files
+
+SYNOPSIS
+    mmapfs mount [OPTIONS] [SOURCE] MOUNTPOINT
+    mmapfs SOURCE MOUNTPOINT [-o KEY[=VALUE],...]     (as mount(8) runs it)
+    mmapfs version
+    mmapfs help
+
+DESCRIPTION
+    mmapfs mount serves a new, empty filesystem on MOUNTPOINT and stays in
+    the foreground until it is unmounted. File data is kept in store files
+    on a private directory of a tmpfs (/dev/shm by default), mapped into
+    the server's memory; the directory is created at mount and removed at
+    unmount, so nothing persists, as with tmpfs. Sizes, inode counts, the
+    mode and owner of the root work as tmpfs's size=, nr_inodes=, mode=,
+    uid= and gid= do, and df(1) reports them.
+
+    An ordinary user can mount it (fusermount3 does the mount); root mounts
+    directly. Every option can also be given with -o, so that
+    mount -t fuse.mmapfs and /etc/fstab lines work as for other FUSE
+    filesystems. Started that way (SOURCE MOUNTPOINT, no command), mmapfs
+    goes to the background once the filesystem is mounted, unless -f is
+    given; it then logs nowhere.
+
+COMMANDS
+    mount      mount and serve in the foreground (see OPTIONS)
+    version    print the version of mmapfs and of go-fuse
+    help       print this manual (also --help, mount --help)
+
+OPTIONS
+    Flags take their value as --flag VALUE or --flag=VALUE; -flag works
+    as well as --flag. The -o key of each is given after it.
+
+    --size SIZE, -o size=SIZE
+        Bytes of file data at most; writes past it fail with ENOSPC.
+        SIZE is a number with an optional suffix k, m, g, t, p, e (also
+        K, KiB, KB ...; all powers of 1024, as tmpfs has them; a fraction
+        such as 1.5G is allowed), or a percentage of RAM such as 25%.
+        Rounded up to whole pages. 0 means no limit but the tmpfs under
+        the store. Default: 50% of RAM ({{SIZE}} here).
+
+    --inodes N, -o inodes=N, -o nr_inodes=N
+        Files, directories and other inodes at most, the root included;
+        creating more fails with ENOSPC. Suffixes k, m, g as for SIZE.
+        0 means no limit. Default: half the pages of RAM ({{INODES}}
+        here), as tmpfs.
+
+    --mode MODE, -o mode=MODE
+        Permission bits of the root directory, in octal. Default: 1777.
+
+    --uid UID, -o uid=UID
+    --gid GID, -o gid=GID
+        Owner and group of the root directory, as numbers or names.
+        Default: the user and group that run mmapfs.
+
+    --allow-other, -o allow_other
+        Let other users than the one who mounted use the filesystem (for
+        users other than root, /etc/fuse.conf must say user_allow_other).
+        Permissions are enforced by the kernel (default_permissions).
+
+    --memdir DIR, -o memdir=DIR
+        Directory under which the memory store's private directory
+        (mmapfs-XXXX, mode 0700) is created. It should be on a tmpfs with
+        room for SIZE: if it has less free space, a warning says so and
+        files can hold only what it has. Default: /dev/shm, else
+        $XDG_RUNTIME_DIR, else $TMPDIR or /tmp.
+
+    --fsname NAME, -o fsname=NAME
+        The source shown in /proc/mounts and by df(1). Default: SOURCE if
+        given, else mmapfs.
+
+    --log-level LEVEL, -o log_level=LEVEL
+        debug, info, warn or error. Default: info.
+
+    --log-format FORMAT, -o log_format=FORMAT
+        console (readable lines) or json (one object a line). Logs go to
+        standard error. Default: console.
+
+    --debug, -d, -o debug
+        Log every FUSE request and reply (very verbose).
+
+    -f, --foreground
+        Stay in the foreground. mmapfs mount always does; this matters only
+        in the mount(8) form.
+
+    -o KEY[=VALUE],...
+        Options as mount(8) and fstab pass them: the keys above, and:
+          ro, noexec, noatime, nodiratime, strictatime
+              applied to the mount with a bind remount (needs root);
+          rw, exec, dev, nodev, suid, nosuid, async, atime, diratime,
+          relatime, auto, noauto, user, nouser, users, owner, group,
+          defaults, _netdev, nofail, silent, loud, default_permissions,
+          x-*, comment=...
+              accepted and ignored: they are the defaults, or mean
+              something only to mount(8), fstab or systemd. A FUSE mount is
+              always nosuid,nodev.
+        An unknown key or a bad value stops mmapfs with one line on
+        standard error and exit status 2.
+
+    -h, --help
+        Print this manual.
+
+UNMOUNTING
+    fusermount3 -u MOUNTPOINT (or umount MOUNTPOINT as root), Ctrl-C, or
+    SIGTERM to the server: each unmounts, removes the memory store and
+    exits with status 0. If files on the mount are still open, a signal
+    detaches the mount lazily (it disappears at once; the server stops
+    when the last of those files is closed); a second signal stops the
+    server without waiting.
+
+EXAMPLES
+    Mount 1 GiB on ~/scratch, in the foreground:
+        mkdir -p ~/scratch && mmapfs mount --size 1G ~/scratch
+
+    The same with mount(8), as root, mmapfs being on root's PATH:
+        mount -t fuse.mmapfs -o size=1G mmapfs /mnt/scratch
+
+    An /etc/fstab line:
+        mmapfs  /mnt/scratch  fuse.mmapfs  size=1G,mode=1777,nofail  0  0
+
+    Unmount:
+        fusermount3 -u ~/scratch
+
+EXIT STATUS
+    0   the filesystem was mounted and later unmounted cleanly; help and
+        version.
+    1   it could not be mounted (mount point missing, not a directory,
+        already a FUSE mount, no /dev/fuse, the memory store could not be
+        created), or the server was stopped with requests outstanding.
+    2   wrong usage: unknown command or option, bad option value.
+
+FILES
+    /dev/fuse                     the FUSE device
+    /dev/shm/mmapfs-XXXX/         the memory store of one mount (0700),
+                                  removed at unmount
+    /etc/fuse.conf                user_allow_other, mount_max
+    /sys/fs/fuse/connections/     used to abort a connection on a second
+                                  signal, if mounted
+
+NOTES
+    Nothing persists: the memory store is removed at unmount and lost if
+    the server is killed; a killed server leaves a dead mount point
+    ("Transport endpoint is not connected") until fusermount3 -u -z.
+    File data counts against the tmpfs under the store (and so against
+    RAM and swap), not against the server's heap. The store never lets a
+    full tmpfs kill the server: writes fail with ENOSPC instead.
+
+SEE ALSO
+    tmpfs(5), fuse(8), mount.fuse3(8), fusermount3(1), mount(8), fstab(5)
+`
+
+func writeUsage(w io.Writer) {
+	env := currentSysEnv()
+	d := defaultOptions(env)
+	text := strings.NewReplacer(
+		"{{SIZE}}", formatBytes(d.Size),
+		"{{INODES}}", fmt.Sprint(d.Inodes),
+	).Replace(manual)
+	fmt.Fprint(w, text)
+}

@@ -1,0 +1,108 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+
+	"mmapfs/mapstore"
+)
+
+// nameMax is the longest name a directory entry may have, as on tmpfs.
+const nameMax = 255
+
+// symlinkMax is the longest symlink target: tmpfs keeps it with its NUL in
+// one page.
+const symlinkMax = 4095
+
+// filesystem is what all nodes of one mount share.
+type filesystem struct {
+	store     *mapstore.Store
+	log       *zap.Logger
+	maxInodes uint64 // 0: no limit
+
+	nextIno atomic.Uint64 // last inode number handed out
+	inodes  atomic.Int64  // live inodes, root included
+}
+
+// NewRoot builds the root directory of a new, empty filesystem.
+func NewRoot(cfg Config) (*Dir, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("fs: Config.Store is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	fsys := &filesystem{store: cfg.Store, log: log, maxInodes: cfg.MaxInodes}
+	fsys.nextIno.Store(1)
+	fsys.inodes.Store(1)
+	mode := cfg.RootMode & 07777
+	if cfg.RootMode == 0 {
+		mode = 01777
+	}
+	root := &Dir{}
+	root.initNode(fsys, 1, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
+	root.nlink = 2
+	return root, nil
+}
+
+// allocIno reserves an inode for a new node: ENOSPC past the inode limit.
+func (fsys *filesystem) allocIno() (uint64, syscall.Errno) {
+	if n := fsys.inodes.Add(1); fsys.maxInodes > 0 && uint64(n) > fsys.maxInodes {
+		fsys.inodes.Add(-1)
+		return 0, syscall.ENOSPC
+	}
+	return fsys.nextIno.Add(1), 0
+}
+
+// freeIno gives back an inode reserved with allocIno.
+func (fsys *filesystem) freeIno() { fsys.inodes.Add(-1) }
+
+// statfs reports the size and inode limits and what is left of them.
+func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
+	const bsize = 4096
+	st := fsys.store.Stats()
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.NameLen = nameMax
+	if st.Limit > 0 {
+		out.Blocks = uint64(st.Limit) / bsize
+		used := uint64(st.Used) / bsize
+		if used > out.Blocks {
+			used = out.Blocks
+		}
+		out.Bfree = out.Blocks - used
+		out.Bavail = out.Bfree
+	}
+	if fsys.maxInodes > 0 {
+		out.Files = fsys.maxInodes
+		used := uint64(fsys.inodes.Load())
+		if used > out.Files {
+			used = out.Files
+		}
+		out.Ffree = out.Files - used
+	}
+}
+
+// callerOf returns who made the request in ctx.
+func callerOf(ctx context.Context) *fuse.Caller {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c
+	}
+	return &fuse.Caller{}
+}
+
+func callerUID(ctx context.Context) uint32 { return callerOf(ctx).Uid }
+
+// checkName rejects names a directory cannot hold.
+func checkName(name string) syscall.Errno {
+	if len(name) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}

@@ -1,0 +1,83 @@
+package fs
+
+import (
+	"fmt"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+
+	"mmapfs/mapstore"
+)
+
+// Config says what a mount serves and how.
+type Config struct {
+	Store      *mapstore.Store // file data; required
+	MaxInodes  uint64          // inodes at most, root included; 0 = no limit
+	RootMode   uint32          // permission bits of the root; 0 = 01777 (as tmpfs)
+	RootUID    uint32          // owner of the root
+	RootGID    uint32          // group of the root
+	AllowOther bool            // let other users in (permissions are enforced)
+	Debug      bool            // log every FUSE request and reply
+	FsName     string          // source field in /proc/mounts; "" = "mmapfs"
+	Logger     *zap.Logger     // nil = zap.NewNop()
+}
+
+// Mounted is a live mount.
+type Mounted struct {
+	Server *fuse.Server
+	Root   *Dir
+}
+
+// Unmount asks the kernel to unmount and waits for the server to stop.
+func (m *Mounted) Unmount() error {
+	err := m.Server.Unmount()
+	m.Server.Wait()
+	return err
+}
+
+// Wait blocks until the filesystem is unmounted.
+func (m *Mounted) Wait() { m.Server.Wait() }
+
+// Mount serves a new, empty filesystem on mountpoint. The caller closes
+// cfg.Store after Wait or Unmount returns.
+func Mount(mountpoint string, cfg Config) (*Mounted, error) {
+	root, err := NewRoot(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.FsName
+	if name == "" {
+		name = "mmapfs"
+	}
+	// Names and attributes are only ever changed through the kernel, so
+	// they may be cached; the server never changes them behind its back.
+	timeout := time.Second
+	opts := &gofs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		MountOptions: fuse.MountOptions{
+			AllowOther: cfg.AllowOther,
+			FsName:     name,
+			Name:       "mmapfs",
+			Debug:      cfg.Debug,
+			// Without lock support in the server the kernel keeps
+			// flock and POSIX locks itself, which is exactly right for
+			// one host, and costs no round trip.
+			EnableLocks:  false,
+			MaxWrite:     1 << 20,
+			DirectMount:  true,
+			Options:      []string{"default_permissions"},
+			MaxReadAhead: 1 << 20,
+		},
+		UID: cfg.RootUID,
+		GID: cfg.RootGID,
+	}
+	server, err := gofs.Mount(mountpoint, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return &Mounted{Server: server, Root: root}, nil
+}

@@ -1,0 +1,210 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// node holds what every kind of inode has: attributes and extended
+// attributes. Dir, File, Symlink and Special embed it.
+type node struct {
+	gofs.Inode
+
+	fsys *filesystem
+	ino  uint64 // immutable
+	typ  uint32 // S_IFMT bits; immutable
+
+	mu sync.Mutex
+	// Protected by mu.
+	mode  uint32 // type and permission bits
+	uid   uint32
+	gid   uint32
+	nlink uint32
+	rdev  uint32
+	atime time.Time
+	mtime time.Time
+	ctime time.Time
+	btime time.Time
+	xattr map[string][]byte
+	// reclaimed is set once the inode's number and data were given back;
+	// it guards against releasing them twice.
+	reclaimed bool
+}
+
+var (
+	_ = (gofs.NodeGetattrer)((*node)(nil))
+	_ = (gofs.NodeSetattrer)((*node)(nil))
+	_ = (gofs.NodeStatfser)((*node)(nil))
+	_ = (gofs.NodeGetxattrer)((*node)(nil))
+	_ = (gofs.NodeSetxattrer)((*node)(nil))
+	_ = (gofs.NodeListxattrer)((*node)(nil))
+	_ = (gofs.NodeRemovexattrer)((*node)(nil))
+)
+
+// initNode sets the attributes of a node being created by the caller in
+// ctx, inside parent (nil for the root).
+func (n *node) initNode(fsys *filesystem, ino uint64, mode uint32, caller *fuse.Caller, parent *Dir) {
+	now := time.Now()
+	n.fsys = fsys
+	n.ino = ino
+	n.typ = mode & syscall.S_IFMT
+	n.mode = mode
+	n.nlink = 1
+	n.atime, n.mtime, n.ctime, n.btime = now, now, now, now
+	if caller != nil {
+		n.uid, n.gid = caller.Uid, caller.Gid
+	}
+	if parent != nil {
+		parent.mu.Lock()
+		pmode, pgid := parent.mode, parent.gid
+		parent.mu.Unlock()
+		// BSD group semantics in a setgid directory, as tmpfs
+		// (inode_init_owner).
+		if pmode&syscall.S_ISGID != 0 {
+			n.gid = pgid
+			if mode&syscall.S_IFMT == syscall.S_IFDIR {
+				n.mode |= syscall.S_ISGID
+			}
+		}
+	}
+	// A new non-directory keeps S_ISGID only if its creator could set it.
+	if mode&syscall.S_IFMT != syscall.S_IFDIR && n.mode&syscall.S_ISGID != 0 &&
+		caller != nil && caller.Uid != 0 && caller.Gid != n.gid {
+		n.mode &^= syscall.S_ISGID
+	}
+}
+
+// stable returns the go-fuse identity of n.
+func (n *node) stable() gofs.StableAttr {
+	return gofs.StableAttr{Mode: n.typ, Ino: n.ino}
+}
+
+// fillAttrLocked fills out with the attributes common to all kinds.
+//
+// Preconditions: n.mu is held.
+func (n *node) fillAttrLocked(out *fuse.Attr) {
+	out.Ino = n.ino
+	out.Mode = n.mode
+	out.Nlink = n.nlink
+	out.Owner = fuse.Owner{Uid: n.uid, Gid: n.gid}
+	out.Rdev = n.rdev
+	out.Blksize = 4096
+	out.SetTimes(&n.atime, &n.mtime, &n.ctime)
+}
+
+// sizeBlocks returns the size and 512-byte block count of this node's
+// content. Kinds embed node and override it through the sizer interface.
+type sizer interface {
+	sizeBlocks() (size, blocks uint64)
+}
+
+func (n *node) attr(out *fuse.Attr) {
+	var size, blocks uint64
+	if s, ok := n.Operations().(sizer); ok {
+		size, blocks = s.sizeBlocks()
+	}
+	n.mu.Lock()
+	n.fillAttrLocked(out)
+	n.mu.Unlock()
+	out.Size = size
+	out.Blocks = blocks
+}
+
+// Getattr implements gofs.NodeGetattrer.
+func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.attr(&out.Attr)
+	return 0
+}
+
+// Setattr implements gofs.NodeSetattrer: chmod, chown, truncate and
+// utimensat. Permission checks are the kernel's (default_permissions).
+func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		f, isFile := n.Operations().(*File)
+		if !isFile {
+			if n.isDir() {
+				return syscall.EISDIR
+			}
+			return syscall.EINVAL
+		}
+		if errno := f.truncate(size); errno != 0 {
+			return errno
+		}
+	}
+	now := time.Now()
+	n.mu.Lock()
+	changed := false
+	if mode, ok := in.GetMode(); ok {
+		n.mode = n.mode&syscall.S_IFMT | mode&07777
+		changed = true
+	}
+	if uid, ok := in.GetUID(); ok {
+		n.uid = uid
+		changed = true
+	}
+	if gid, ok := in.GetGID(); ok {
+		n.gid = gid
+		changed = true
+	}
+	if atime, ok := in.GetATime(); ok {
+		n.atime = atime
+		changed = true
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		n.mtime = mtime
+		changed = true
+	}
+	if ctime, ok := in.GetCTime(); ok {
+		n.ctime = ctime
+	} else if changed {
+		n.ctime = now
+	}
+	n.mu.Unlock()
+	n.attr(&out.Attr)
+	return 0
+}
+
+// Statfs implements gofs.NodeStatfser with the mount's size and inode
+// limits.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.fsys.statfs(out)
+	return 0
+}
+
+// touchCtime records a change of the inode (link count, name, xattrs).
+func (n *node) touchCtime(now time.Time) {
+	n.mu.Lock()
+	n.ctime = now
+	n.mu.Unlock()
+}
+
+// addLinks changes the link count by d and returns the new count.
+func (n *node) addLinks(d int, now time.Time) uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.nlink = uint32(int(n.nlink) + d)
+	n.ctime = now
+	return n.nlink
+}
+
+func (n *node) isDir() bool { return n.typ == syscall.S_IFDIR }
+
+// nodeOf returns the embedded node of any of this package's node kinds.
+func nodeOf(ops gofs.InodeEmbedder) *node {
+	switch v := ops.(type) {
+	case *Dir:
+		return &v.node
+	case *File:
+		return &v.node
+	case *Symlink:
+		return &v.node
+	case *Special:
+		return &v.node
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Extended attributes, kept in node.xattr. The kernel already enforces
+// the limits of the xattr system calls (name ≤ 255 bytes: ERANGE; value ≤
+// 64 KiB: E2BIG), the namespace permissions (trusted.* needs
+// CAP_SYS_ADMIN; user.* only on regular files and directories) and the
+// sticky-directory rules; this file keeps the namespaces tmpfs supports
+// and the flag semantics.
+
+const (
+	xattrNameMax  = 255
+	xattrMaxValue = 64 << 10
+)
+
+// xattrNamespaceOK reports whether name is in a namespace this filesystem
+// stores: user., trusted. and security. (system.* holds POSIX ACLs,
+// which are not supported, as in a tmpfs without CONFIG_TMPFS_POSIX_ACL).
+func xattrNamespaceOK(name string) bool {
+	for _, p := range []string{"user.", "trusted.", "security."} {
+		if strings.HasPrefix(name, p) && len(name) > len(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Getxattr implements gofs.NodeGetxattrer.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !xattrNamespaceOK(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v, ok := n.xattr[attr]
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// Setxattr implements gofs.NodeSetxattrer.
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if !xattrNamespaceOK(attr) {
+		return syscall.EOPNOTSUPP
+	}
+	if len(attr) > xattrNameMax {
+		return syscall.ERANGE
+	}
+	if len(data) > xattrMaxValue {
+		return syscall.E2BIG
+	}
+	if flags&^(unix.XATTR_CREATE|unix.XATTR_REPLACE) != 0 {
+		return syscall.EINVAL
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, exists := n.xattr[attr]
+	switch {
+	case flags&unix.XATTR_CREATE != 0 && exists:
+		return syscall.EEXIST
+	case flags&unix.XATTR_REPLACE != 0 && !exists:
+		return syscall.ENODATA
+	}
+	if n.xattr == nil {
+		n.xattr = make(map[string][]byte)
+	}
+	n.xattr[attr] = append([]byte(nil), data...)
+	n.ctime = time.Now()
+	return 0
+}
+
+// Removexattr implements gofs.NodeRemovexattrer.
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if !xattrNamespaceOK(attr) {
+		return syscall.EOPNOTSUPP
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.xattr[attr]; !ok {
+		return syscall.ENODATA
+	}
+	delete(n.xattr, attr)
+	n.ctime = time.Now()
+	return 0
+}
+
+// Listxattr implements gofs.NodeListxattrer: names NUL-terminated. Names
+// in trusted.* are listed only to callers with CAP_SYS_ADMIN; the caller's
+// capabilities are not known here, so they are listed to root only.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	root := callerUID(ctx) == 0
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	size := 0
+	for k := range n.xattr {
+		if !root && strings.HasPrefix(k, "trusted.") {
+			continue
+		}
+		size += len(k) + 1
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for k := range n.xattr {
+		if !root && strings.HasPrefix(k, "trusted.") {
+			continue
+		}
+		off += copy(dest[off:], k)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
+}

@@ -1,0 +1,834 @@
+package mapstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+)
+
+// Blob is the data of one file. Its bytes live at the same offsets in its
+// store file. Its methods are safe for concurrent use: reads share the blob,
+// changes take it exclusively.
+//
+// A page of a blob is in one of three states, as a page of a tmpfs file is:
+// a hole (no space, reads as zeros), allocated (space reserved by Allocate
+// or ZeroRange, reads as zeros, a hole to SeekData), or data (written).
+// Reads copy only data pages out of the mapping and fill the rest with
+// zeros, so that reading never allocates store pages.
+type Blob struct {
+	s    *Store
+	id   uint64
+	name string // store file name
+
+	mu   sync.RWMutex
+	dead bool  // Protected by mu: freed, or the store closed.
+	size int64 // Protected by mu.
+	// alloc holds the pages with space in the store file; they are
+	// accounted in Store.used. Pages past size may be allocated (Allocate
+	// with keepSize). Protected by mu.
+	alloc extents
+	// data holds the pages written, a subset of alloc, all below size
+	// rounded up to a page. Protected by mu.
+	data extents
+	// hasFile is whether the store file exists. Protected by mu.
+	hasFile bool
+	// fileSize is the store file's size: it covers every allocated page,
+	// rounded up to a window (or to Store.mapLimit), so every window that
+	// is mapped lies inside the file. It never shrinks. Protected by mu.
+	fileSize int64
+
+	wins map[int64]*window // Protected by Store.mu: mapped windows by index.
+	fd   fdSlot            // Protected by Store.mu.
+}
+
+func newBlob(s *Store, id uint64) *Blob {
+	b := &Blob{s: s, id: id, name: storeName(id)}
+	b.fd.b = b
+	b.fd.fd = -1
+	return b
+}
+
+// pageUp returns the number of the page that starts at or after off.
+func pageUp(off int64) int64 { return (off + PageSize - 1) >> pageShift }
+
+// ID returns the blob's id, which names its store file.
+func (b *Blob) ID() uint64 { return b.id }
+
+// Size returns the blob's size in bytes.
+func (b *Blob) Size() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.size
+}
+
+// Allocated returns the bytes of store space the blob holds: its allocated
+// pages, those past Size included.
+func (b *Blob) Allocated() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.alloc.pages * PageSize
+}
+
+// ReadAt reads len(p) bytes at off, as io.ReaderAt does: it returns
+// n < len(p) with io.EOF when it reaches Size, and (0, io.EOF) at or past
+// it. Holes and allocated pages without data read as zeros without touching
+// the mapping. p is used only during the call.
+func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case b.dead:
+		return 0, ErrClosed
+	case off < 0:
+		return 0, ErrInvalid
+	case len(p) == 0:
+		return 0, nil
+	case off >= b.size:
+		return 0, io.EOF
+	}
+	var eof error
+	if int64(len(p)) > b.size-off {
+		p = p[:b.size-off]
+		eof = io.EOF
+	}
+	if n, err := b.readLocked(p, off); err != nil {
+		return n, err
+	}
+	return len(p), eof
+}
+
+// readLocked fills p with the blob's bytes at off: data pages from the
+// mapping, the rest with zeros.
+//
+// Preconditions: b.mu is held.
+func (b *Blob) readLocked(p []byte, off int64) (int, error) {
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		pg := pos >> pageShift
+		if !b.data.contains(pg) {
+			next := end
+			if d, ok := b.data.nextIn(pg); ok {
+				next = min(end, d<<pageShift)
+			}
+			clear(p[pos-off : next-off])
+			pos = next
+			continue
+		}
+		next := min(end, b.data.nextOut(pg)<<pageShift)
+		if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil {
+			return int(pos - off), err
+		}
+		pos = next
+	}
+	return len(p), nil
+}
+
+// copyOutLocked copies the mapped bytes at off into p.
+//
+// Preconditions: b.mu is held; the pages are data.
+func (b *Blob) copyOutLocked(p []byte, off int64) error {
+	s := b.s
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		idx := pos >> s.winShift
+		w, err := s.pinWindow(b, idx)
+		if err != nil {
+			return err
+		}
+		wo := pos - idx<<s.winShift
+		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
+		err = b.copyGuarded(p[done:done+c], w.mem[wo:wo+int64(c)], pos)
+		s.unpinWindow(w)
+		if err != nil {
+			return err
+		}
+		done += c
+	}
+	return nil
+}
+
+// WriteAt writes p at off and extends Size to off+n. Store space for pages
+// not allocated yet is allocated first. If the size limit leaves room for
+// only some of them, WriteAt writes the part that fits and returns n > 0
+// with ErrNoSpace; if nothing fits, or the filesystem under the store is
+// full, it writes nothing and returns ErrNoSpace. A write reaching past the
+// maximum file size is cut short there with ErrTooBig, or fails if off is
+// at or past it. In every case the first n bytes were written. p is used
+// only during the call.
+func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.s
+	switch {
+	case b.dead:
+		return 0, ErrClosed
+	case off < 0:
+		return 0, ErrInvalid
+	case len(p) == 0:
+		return 0, nil
+	case off >= s.maxFile:
+		return 0, ErrTooBig
+	}
+	var short error
+	if int64(len(p)) > s.maxFile-off {
+		p = p[:s.maxFile-off]
+		short = ErrTooBig
+	}
+	if ps, pe := off>>pageShift, pageUp(off+int64(len(p))); !b.alloc.covers(ps, pe) {
+		got, err := b.allocLocked(ps, pe, true)
+		if err != nil {
+			return 0, err
+		}
+		if got < pe {
+			p = p[:got<<pageShift-off]
+			short = ErrNoSpace
+		}
+	}
+	n, err := b.copyInLocked(p, off)
+	if e := off + int64(n); n > 0 && e > b.size {
+		b.size = e
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, short
+}
+
+// copyInLocked copies p into the mapping at off and marks the pages as
+// data.
+//
+// Preconditions: b.mu is held for writing; the pages are allocated.
+func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
+	s := b.s
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		idx := pos >> s.winShift
+		w, err := s.pinWindow(b, idx)
+		if err != nil {
+			return done, err
+		}
+		wo := pos - idx<<s.winShift
+		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
+		err = b.copyGuarded(w.mem[wo:wo+int64(c)], p[done:done+c], pos)
+		s.unpinWindow(w)
+		if err != nil {
+			return done, err
+		}
+		b.markDataLocked(pos, pos+int64(c))
+		done += c
+	}
+	return len(p), nil
+}
+
+// markDataLocked records that the bytes [off, end) were written.
+//
+// Preconditions: b.mu is held for writing; the pages are allocated.
+func (b *Blob) markDataLocked(off, end int64) {
+	if ps, pe := off>>pageShift, pageUp(end); !b.data.covers(ps, pe) {
+		b.data.add(ps, pe)
+	}
+}
+
+// allocLocked allocates the pages of [ps, pe) that are not allocated yet,
+// and returns q such that [ps, q) is now allocated: pe, or with partial a
+// smaller q if the size limit has room for only some of the pages. If it
+// has room for none, or not for all without partial, or fallocate fails,
+// nothing changes and the error says why.
+//
+// Preconditions: b.mu is held for writing.
+func (b *Blob) allocLocked(ps, pe int64, partial bool) (int64, error) {
+	missing := (pe - ps) - b.alloc.count(ps, pe)
+	if missing == 0 {
+		return pe, nil
+	}
+	got := b.s.reserve(missing, partial)
+	if got == 0 {
+		return ps, ErrNoSpace
+	}
+	if got < missing {
+		pe = b.alloc.prefixEnd(ps, got)
+	}
+	if kept, err := b.fallocateLocked(ps, pe); err != nil {
+		b.s.unreserve(got - kept)
+		return ps, err
+	}
+	return pe, nil
+}
+
+// fallocateLocked allocates the missing pages of [ps, pe) in the store file,
+// creating it and growing it first as needed, and adds them to b.alloc. On
+// failure it gives back what it allocated and returns how many pages it
+// could not give back (and kept in b.alloc).
+//
+// Preconditions: b.mu is held for writing; the pages are reserved.
+func (b *Blob) fallocateLocked(ps, pe int64) (kept int64, err error) {
+	s := b.s
+	fd, err := s.acquireFD(b, true)
+	if err != nil {
+		return 0, err
+	}
+	defer s.releaseFD(b)
+	if target := s.fileTarget(pe << pageShift); b.fileSize < target {
+		if err := s.sys.Ftruncate(fd, target); err != nil {
+			return 0, fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
+		}
+		b.fileSize = target
+	}
+	for p := ps; ; {
+		gs, ge, ok := b.alloc.nextGap(p, pe)
+		if !ok {
+			break
+		}
+		if err := s.sys.Fallocate(fd, fallocAlloc, gs<<pageShift, (ge-gs)<<pageShift); err != nil {
+			if isENOSPC(err) {
+				err = fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, gs<<pageShift, ge<<pageShift, err)
+			} else {
+				err = fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, gs<<pageShift, ge<<pageShift, err)
+			}
+			return b.unallocateLocked(fd, ps, gs), err
+		}
+		p = ge
+	}
+	b.alloc.add(ps, pe)
+	return 0, nil
+}
+
+// unallocateLocked punches the pages of [ps, pe) missing from b.alloc, which
+// a failed fallocateLocked has just allocated, and returns the number it
+// could not punch, which it adds to b.alloc.
+//
+// Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+func (b *Blob) unallocateLocked(fd int, ps, pe int64) int64 {
+	var kept int64
+	for p := ps; ; {
+		gs, ge, ok := b.alloc.nextGap(p, pe)
+		if !ok {
+			return kept
+		}
+		if b.s.sys.Fallocate(fd, fallocPunch, gs<<pageShift, (ge-gs)<<pageShift) != nil {
+			kept += b.alloc.add(gs, ge)
+		}
+		p = ge
+	}
+}
+
+// freePagesLocked frees the allocated pages of [ps, pe): punches them out
+// of the store file, forgets them and gives back their space.
+//
+// Preconditions: b.mu is held for writing.
+func (b *Blob) freePagesLocked(ps, pe int64) error {
+	first, ok := b.alloc.nextIn(ps)
+	if !ok || first >= pe {
+		return nil
+	}
+	last := min(pe, b.alloc.last())
+	s := b.s
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	defer s.releaseFD(b)
+	if err := s.sys.Fallocate(fd, fallocPunch, first<<pageShift, (last-first)<<pageShift); err != nil {
+		return fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, first<<pageShift, last<<pageShift, err)
+	}
+	b.data.remove(first, last)
+	s.unreserve(b.alloc.remove(first, last))
+	return nil
+}
+
+// zeroMappedLocked zeroes the bytes [off, end) through the mapping.
+//
+// Preconditions: b.mu is held for writing; the pages are data.
+func (b *Blob) zeroMappedLocked(off, end int64) error {
+	s := b.s
+	for pos := off; pos < end; {
+		idx := pos >> s.winShift
+		w, err := s.pinWindow(b, idx)
+		if err != nil {
+			return err
+		}
+		wo := pos - idx<<s.winShift
+		c := min(int64(len(w.mem))-wo, end-pos)
+		err = b.clearGuarded(w.mem[wo:wo+c], pos)
+		s.unpinWindow(w)
+		if err != nil {
+			return err
+		}
+		pos += c
+	}
+	return nil
+}
+
+// zeroLocked makes [off, end) read as zeros: whole pages are freed, data in
+// partial pages at the ends is zeroed in place.
+//
+// Preconditions: b.mu is held for writing.
+func (b *Blob) zeroLocked(off, end int64) error {
+	if err := b.freePagesLocked(pageUp(off), end>>pageShift); err != nil {
+		return err
+	}
+	return b.zeroPartialLocked(off, end)
+}
+
+// zeroPartialLocked zeroes the data of [off, end) that lies in pages only
+// partly inside it.
+//
+// Preconditions: b.mu is held for writing.
+func (b *Blob) zeroPartialLocked(off, end int64) error {
+	const mask = PageSize - 1
+	head := off >> pageShift
+	if off&mask != 0 && b.data.contains(head) {
+		if err := b.zeroMappedLocked(off, min(end, (head+1)<<pageShift)); err != nil {
+			return err
+		}
+	}
+	tail := end >> pageShift
+	if end&mask != 0 && (tail != head || off&mask == 0) && b.data.contains(tail) {
+		return b.zeroMappedLocked(max(off, tail<<pageShift), end)
+	}
+	return nil
+}
+
+// Truncate sets the size. Growing leaves a hole; shrinking zeroes the rest
+// of the last page and frees every page past it, those allocated past the
+// old size included (as tmpfs does, even when the size does not change).
+func (b *Blob) Truncate(size int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.dead:
+		return ErrClosed
+	case size < 0:
+		return ErrInvalid
+	case size > b.s.maxFile:
+		return ErrTooBig
+	case size > b.size:
+		b.size = size
+		return nil
+	}
+	return b.truncateLocked(size)
+}
+
+// truncateLocked shrinks the blob to size.
+//
+// Preconditions: b.mu is held for writing; size ≤ b.size, or the blob is
+// being adopted.
+func (b *Blob) truncateLocked(size int64) error {
+	if err := b.freePagesLocked(pageUp(size), math.MaxInt64); err != nil {
+		return err
+	}
+	b.size = size
+	return b.zeroPartialLocked(size, pageUp(size)<<pageShift)
+}
+
+// rangeArgs checks the offset and length of Allocate, PunchHole and
+// ZeroRange as fallocate(2) does, and returns the end of the range.
+func (b *Blob) rangeArgs(off, length int64) (int64, error) {
+	switch {
+	case off < 0 || length <= 0:
+		return 0, ErrInvalid
+	case off > b.s.maxFile-length:
+		return 0, ErrTooBig
+	}
+	return off + length, nil
+}
+
+// Allocate allocates store space for [off, off+length), as fallocate(2)
+// with mode 0 or, with keepSize, FALLOC_FL_KEEP_SIZE does: all of it, or
+// nothing and ErrNoSpace. Unless keepSize, Size grows to off+length. The
+// new pages read as zeros.
+func (b *Blob) Allocate(off, length int64, keepSize bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dead {
+		return ErrClosed
+	}
+	end, err := b.rangeArgs(off, length)
+	if err != nil {
+		return err
+	}
+	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
+		return err
+	}
+	if !keepSize && end > b.size {
+		b.size = end
+	}
+	return nil
+}
+
+// PunchHole makes [off, off+length) read as zeros, as fallocate(2) with
+// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE does: whole pages inside are
+// freed, the rest is zeroed in place. Size does not change; the range may
+// reach past it.
+func (b *Blob) PunchHole(off, length int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dead {
+		return ErrClosed
+	}
+	end, err := b.rangeArgs(off, length)
+	if err != nil {
+		return err
+	}
+	return b.zeroLocked(off, end)
+}
+
+// ZeroRange makes [off, off+length) read as zeros with its pages allocated,
+// as FALLOC_FL_ZERO_RANGE does on filesystems that have it (tmpfs does
+// not): space for the whole range is allocated first, all or nothing; whole
+// pages with data are then punched and allocated again, partial pages are
+// zeroed in place. Unless keepSize, Size grows to off+length.
+func (b *Blob) ZeroRange(off, length int64, keepSize bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dead {
+		return ErrClosed
+	}
+	end, err := b.rangeArgs(off, length)
+	if err != nil {
+		return err
+	}
+	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
+		return err
+	}
+	if err := b.reallocDataLocked(pageUp(off), end>>pageShift); err != nil {
+		return err
+	}
+	if err := b.zeroPartialLocked(off, end); err != nil {
+		return err
+	}
+	if !keepSize && end > b.size {
+		b.size = end
+	}
+	return nil
+}
+
+// reallocDataLocked turns the data pages of [ps, pe) into allocated pages
+// without data: they are punched and allocated again.
+//
+// Preconditions: b.mu is held for writing; [ps, pe) is allocated.
+func (b *Blob) reallocDataLocked(ps, pe int64) error {
+	first, ok := b.data.nextIn(ps)
+	if !ok || first >= pe {
+		return nil
+	}
+	s := b.s
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	defer s.releaseFD(b)
+	for p := first; p < pe; {
+		ds, ok := b.data.nextIn(p)
+		if !ok || ds >= pe {
+			break
+		}
+		de := min(pe, b.data.nextOut(ds))
+		off, n := ds<<pageShift, (de-ds)<<pageShift
+		if err := s.sys.Fallocate(fd, fallocPunch, off, n); err != nil {
+			return fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, off, off+n, err)
+		}
+		b.data.remove(ds, de)
+		if err := s.sys.Fallocate(fd, fallocAlloc, off, n); err != nil {
+			// The range reads as zeros, but its space is gone.
+			s.unreserve(b.alloc.remove(ds, de))
+			if isENOSPC(err) {
+				return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, off, off+n, err)
+			}
+			return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, off+n, err)
+		}
+		p = de
+	}
+	return nil
+}
+
+// SeekData returns the first offset ≥ off inside a page with data, as
+// lseek(2) SEEK_DATA does on tmpfs: pages that are only allocated count as
+// holes, and ErrNoData comes back if off is negative, at or past Size, or
+// followed by no data.
+func (b *Blob) SeekData(off int64) (int64, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case b.dead:
+		return 0, ErrClosed
+	case off < 0 || off >= b.size:
+		return 0, ErrNoData
+	}
+	p, ok := b.data.nextIn(off >> pageShift)
+	if !ok {
+		return 0, ErrNoData
+	}
+	if pos := max(off, p<<pageShift); pos < b.size {
+		return pos, nil
+	}
+	return 0, ErrNoData
+}
+
+// SeekHole returns the first offset ≥ off inside a page without data, or
+// Size if there is none before it, as lseek(2) SEEK_HOLE does on tmpfs.
+// ErrNoData comes back if off is negative or at or past Size.
+func (b *Blob) SeekHole(off int64) (int64, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case b.dead:
+		return 0, ErrClosed
+	case off < 0 || off >= b.size:
+		return 0, ErrNoData
+	}
+	q := b.data.nextOut(off >> pageShift)
+	return min(max(off, q<<pageShift), b.size), nil
+}
+
+// CopyFrom copies n bytes at srcOff of src to dstOff of b inside the store,
+// as copy_file_range(2) does: the count is cut at the end of src (0 at or
+// past it) and at the maximum file size (ErrTooBig if dstOff is at or past
+// it), and overlapping ranges of one blob are ErrInvalid. Holes in src
+// become holes in b wherever whole pages of b allow. If the size limit
+// stops it, CopyFrom returns the bytes copied with ErrNoSpace. Size of b
+// grows to dstOff plus the bytes copied.
+func (b *Blob) CopyFrom(src *Blob, srcOff, dstOff, n int64) (int64, error) {
+	switch {
+	case src == nil || src.s != b.s:
+		return 0, fmt.Errorf("%w: copy between stores", ErrInvalid)
+	case srcOff < 0 || dstOff < 0 || n < 0:
+		return 0, ErrInvalid
+	case srcOff > math.MaxInt64-n || dstOff > math.MaxInt64-n:
+		return 0, ErrTooBig
+	}
+	switch {
+	case src == b:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	case src.id < b.id:
+		src.mu.RLock()
+		defer src.mu.RUnlock()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	default:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		src.mu.RLock()
+		defer src.mu.RUnlock()
+	}
+	if b.dead || src.dead {
+		return 0, ErrClosed
+	}
+	n = max(0, min(n, src.size-srcOff))
+	if dstOff >= b.s.maxFile {
+		return 0, ErrTooBig
+	}
+	n = min(n, b.s.maxFile-dstOff)
+	if src == b && dstOff+n > srcOff && dstOff < srcOff+n {
+		return 0, fmt.Errorf("%w: overlapping copy within one blob", ErrInvalid)
+	}
+	var done int64
+	var err error
+	for done < n && err == nil {
+		sp, dp := srcOff+done, dstOff+done
+		pg := sp >> pageShift
+		var c int64
+		if src.data.contains(pg) {
+			c = min(n-done, src.data.nextOut(pg)<<pageShift-sp)
+			c, err = b.copyRunLocked(src, sp, dp, c)
+		} else {
+			c = n - done
+			if d, ok := src.data.nextIn(pg); ok {
+				c = min(c, d<<pageShift-sp)
+			}
+			if err = b.zeroLocked(dp, dp+c); err != nil {
+				c = 0
+			}
+		}
+		done += c
+	}
+	if e := dstOff + done; done > 0 && e > b.size {
+		b.size = e
+	}
+	return done, err
+}
+
+// copyRunLocked copies n bytes of data at sp of src to dp of b, allocating
+// b's pages first, and returns the bytes copied.
+//
+// Preconditions: b.mu is held for writing and src.mu for reading (one lock
+// if src == b); the bytes of src are data.
+func (b *Blob) copyRunLocked(src *Blob, sp, dp, n int64) (int64, error) {
+	var short error
+	if ps, pe := dp>>pageShift, pageUp(dp+n); !b.alloc.covers(ps, pe) {
+		got, err := b.allocLocked(ps, pe, true)
+		if err != nil {
+			return 0, err
+		}
+		if got < pe {
+			n = got<<pageShift - dp
+			short = ErrNoSpace
+		}
+	}
+	s := b.s
+	for done := int64(0); done < n; {
+		s0, d0 := sp+done, dp+done
+		sw, err := s.pinWindow(src, s0>>s.winShift)
+		if err != nil {
+			return done, err
+		}
+		dw, err := s.pinWindow(b, d0>>s.winShift)
+		if err != nil {
+			s.unpinWindow(sw)
+			return done, err
+		}
+		so, do := s0-sw.idx<<s.winShift, d0-dw.idx<<s.winShift
+		c := min(int64(len(sw.mem))-so, int64(len(dw.mem))-do, n-done)
+		err = b.copyGuarded(dw.mem[do:do+c], sw.mem[so:so+c], d0)
+		s.unpinWindow(dw)
+		s.unpinWindow(sw)
+		if err != nil {
+			return done, err
+		}
+		b.markDataLocked(d0, d0+c)
+		done += c
+	}
+	return n, short
+}
+
+// Sync writes the blob's bytes in [off, off+length) to the store file's
+// storage: msync(MS_SYNC) of the mapped windows in the range, then
+// fdatasync of the store file. A length of 0 means to the end of the blob.
+func (b *Blob) Sync(off, length int64) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case b.dead:
+		return ErrClosed
+	case off < 0 || length < 0:
+		return ErrInvalid
+	case !b.hasFile:
+		return nil
+	}
+	end := int64(math.MaxInt64)
+	if length > 0 && off <= math.MaxInt64-length {
+		end = off + length
+	}
+	s := b.s
+	s.mu.Lock()
+	var wins []*window
+	for idx, w := range b.wins {
+		if ws := idx << s.winShift; ws < end && ws+int64(len(w.mem)) > off {
+			w.refs++
+			wins = append(wins, w)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, w := range wins {
+		ws := w.idx << s.winShift
+		lo := max(off, ws) &^ (PageSize - 1)
+		hi := min(end-ws, int64(len(w.mem)))
+		if err := s.sys.Msync(w.mem[lo-ws:hi], msyncFlags); err != nil {
+			errs = append(errs, fmt.Errorf("mapstore: msync %s [%d, %d): %w", b.name, lo, ws+hi, err))
+		}
+		s.unpinWindow(w)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	defer s.releaseFD(b)
+	if err := s.sys.Fdatasync(fd); err != nil {
+		return fmt.Errorf("mapstore: fdatasync %s: %w", b.name, err)
+	}
+	return nil
+}
+
+// Free frees the blob: its windows are unmapped, its store file removed and
+// its space given back. Afterwards every method returns ErrClosed.
+func (b *Blob) Free() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dead {
+		return ErrClosed
+	}
+	b.dead = true
+	s := b.s
+	s.mu.Lock()
+	err := s.dropBlobLocked(b)
+	if b.hasFile && !s.closed {
+		// Under s.mu, so that Close cannot close dirfd meanwhile.
+		if e := unlinkat(s.dirfd, b.name); e != nil && !isENOENT(e) {
+			err = errors.Join(err, fmt.Errorf("mapstore: remove store file %s: %w", b.name, e))
+		}
+	}
+	delete(s.blobs, b.id)
+	s.used -= b.alloc.pages * PageSize
+	s.mu.Unlock()
+	b.alloc.reset()
+	b.data.reset()
+	b.size = 0
+	b.hasFile = false
+	return err
+}
+
+// adoptLocked rebuilds the blob from its store file for OpenBlob.
+//
+// Preconditions: b.mu is held for writing; b is registered in the store but
+// not yet returned to anyone.
+func (b *Blob) adoptLocked(size int64) error {
+	s := b.s
+	b.hasFile = true
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
+		b.hasFile = false
+		if isENOENT(err) {
+			b.size = size
+			return nil
+		}
+		return err
+	}
+	defer s.releaseFD(b)
+	fi, err := fstat(fd)
+	if err == nil && !isRegular(fi.mode) {
+		err = errors.New("not a regular file")
+	}
+	if err == nil {
+		err = dataRanges(fd, fi.size, func(start, end int64) {
+			b.data.add(start>>pageShift, pageUp(end))
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
+	}
+	b.fileSize = fi.size
+	if target := s.fileTarget(fi.size); fi.size < target {
+		if err := s.sys.Ftruncate(fd, target); err != nil {
+			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
+		}
+		b.fileSize = target
+	}
+	// Preallocated pages without data cannot be told apart from holes
+	// (tmpfs has no FIEMAP), so they are freed; on a tmpfs st_blocks says
+	// whether there are any.
+	if !s.tmpfs || fi.blocks*512 != b.data.pages*PageSize {
+		for p := int64(0); ; {
+			gs, ge, ok := b.data.nextGap(p, pageUp(min(b.fileSize, maxMappable)))
+			if !ok {
+				break
+			}
+			if err := s.sys.Fallocate(fd, fallocPunch, gs<<pageShift, (ge-gs)<<pageShift); err != nil {
+				return fmt.Errorf("mapstore: punch %s: %w", b.name, err)
+			}
+			p = ge
+		}
+	}
+	b.alloc.es = append([]extent(nil), b.data.es...)
+	b.alloc.pages = b.data.pages
+	s.mu.Lock()
+	s.used += b.alloc.pages * PageSize
+	s.mu.Unlock()
+	return b.truncateLocked(size)
+}

@@ -1,0 +1,393 @@
+package mapstore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// PageSize is the unit of allocation and of hole reporting.
+const PageSize = 4096
+
+const (
+	pageShift = 12
+
+	// maxMappable is the largest file size whose every page can be mapped:
+	// mmap refuses a mapping that reaches 2^63, so the page just below it
+	// cannot be used.
+	maxMappable = math.MaxInt64 &^ (PageSize - 1)
+
+	defaultWindowSize = 2 << 20
+	defaultMaxWindows = 4096
+	defaultMaxFDs     = 256
+
+	// nameLen is the length of a store file name: the blob id in hex.
+	nameLen = 16
+)
+
+// Options configure a Store.
+type Options struct {
+	Dir       string // directory of store files; created 0700 if missing
+	SizeLimit int64  // bytes of allocated pages at most; 0 = no limit but the filesystem's
+	// MaxFileSize is the largest offset+length; 0 = math.MaxInt64. Values
+	// above math.MaxInt64-PageSize+1 are lowered to it, because the last
+	// page below 2^63 cannot be mapped.
+	MaxFileSize int64
+	WindowSize  int64       // bytes per mapping window, power of two ≥ PageSize; 0 = 2 MiB
+	MaxWindows  int         // mapped windows at most (vm.max_map_count); 0 = 4096
+	MaxFDs      int         // open store files at most; 0 = 256; never more than RLIMIT_NOFILE/4
+	Logger      *zap.Logger // nil = zap.NewNop()
+	Sys         *Sys        // system calls, replaceable to inject faults; nil = real ones
+}
+
+// Stats is a snapshot of the store's accounting.
+type Stats struct {
+	Used, Limit  int64 // bytes allocated, and Options.SizeLimit (0 = none)
+	Blobs        int   // live blobs
+	Windows, FDs int   // mapped windows and open descriptors now
+}
+
+// Store is a directory of store files and the caches of their mappings and
+// descriptors. Its methods are safe for concurrent use.
+type Store struct {
+	// Set by Open, then read-only.
+	dir      string
+	limit    int64 // Options.SizeLimit
+	maxFile  int64 // Options.MaxFileSize, normalized
+	mapLimit int64 // maxFile rounded up to a page: no store file or window reaches past it
+	winSize  int64
+	winShift uint
+	maxWins  int
+	maxFDs   int
+	tmpfs    bool // Dir is on a tmpfs: st_blocks counts exactly our pages
+	log      *zap.Logger
+	sys      *Sys
+
+	mu     sync.Mutex
+	closed bool             // Protected by mu.
+	dirfd  int              // Protected by mu: closed by Close.
+	nextID uint64           // Protected by mu: the id Create gives next.
+	blobs  map[uint64]*Blob // Protected by mu: the live blobs.
+	used   int64            // Protected by mu: bytes allocated over all blobs.
+	wins   window           // Protected by mu: sentinel of the window LRU.
+	nwins  int              // Protected by mu: windows mapped.
+	fds    fdSlot           // Protected by mu: sentinel of the descriptor LRU.
+	nfds   int              // Protected by mu: descriptors open.
+}
+
+// Open opens the store in opts.Dir, creating the directory if needed. Store
+// files already in it stay untouched until OpenBlob adopts them; Create
+// never reuses their ids.
+func Open(opts Options) (*Store, error) {
+	s := &Store{
+		dir:      opts.Dir,
+		limit:    opts.SizeLimit,
+		maxFile:  opts.MaxFileSize,
+		winSize:  opts.WindowSize,
+		maxWins:  opts.MaxWindows,
+		maxFDs:   opts.MaxFDs,
+		log:      opts.Logger,
+		sys:      opts.Sys.withDefaults(),
+		nextID:   1,
+		blobs:    make(map[uint64]*Blob),
+		dirfd:    -1,
+		winShift: 0,
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.maxFile == 0 || s.maxFile > maxMappable {
+		s.maxFile = maxMappable
+	}
+	if s.winSize == 0 {
+		s.winSize = defaultWindowSize
+	}
+	if s.maxWins == 0 {
+		s.maxWins = defaultMaxWindows
+	}
+	if s.maxFDs == 0 {
+		s.maxFDs = defaultMaxFDs
+	}
+	switch {
+	case s.dir == "":
+		return nil, fmt.Errorf("%w: no store directory", ErrInvalid)
+	case s.limit < 0 || s.maxFile < 0 || s.maxWins < 0 || s.maxFDs < 0:
+		return nil, fmt.Errorf("%w: negative store option", ErrInvalid)
+	case s.winSize < PageSize || s.winSize&(s.winSize-1) != 0 || s.winSize%int64(os.Getpagesize()) != 0:
+		return nil, fmt.Errorf("%w: window size %d is not a power of two ≥ the page size", ErrInvalid, s.winSize)
+	}
+	if n := maxOpenFiles() / 4; n > 0 && int64(s.maxFDs) > n {
+		s.maxFDs = int(n)
+	}
+	s.winShift = uint(bits.TrailingZeros64(uint64(s.winSize)))
+	s.mapLimit = (s.maxFile + PageSize - 1) &^ (PageSize - 1)
+	s.wins.prev, s.wins.next = &s.wins, &s.wins
+	s.fds.prev, s.fds.next = &s.fds, &s.fds
+
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mapstore: create store directory: %w", err)
+	}
+	dirfd, err := openDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("mapstore: open store directory %s: %w", s.dir, err)
+	}
+	fi, err := fstat(dirfd)
+	if err == nil && fi.mode&0o077 != 0 {
+		s.log.Info("store directory was open to others; now 0700", zap.String("dir", s.dir))
+		err = fchmod(dirfd, 0o700)
+	}
+	var names []string
+	if err == nil {
+		names, err = readDirNames(dirfd)
+	}
+	if err != nil {
+		closeFD(dirfd)
+		return nil, fmt.Errorf("mapstore: store directory %s: %w", s.dir, err)
+	}
+	for _, name := range names {
+		if id, ok := parseName(name); ok && id >= s.nextID {
+			s.nextID = id + 1
+		}
+	}
+	s.dirfd = dirfd
+	s.tmpfs = isTmpfs(dirfd)
+	s.log.Debug("store open", zap.String("dir", s.dir), zap.Int("files", len(names)),
+		zap.Bool("tmpfs", s.tmpfs), zap.Int64("windowSize", s.winSize),
+		zap.Int("maxWindows", s.maxWins), zap.Int("maxFDs", s.maxFDs))
+	return s, nil
+}
+
+// Close unmaps every window and closes every descriptor. It waits for
+// running operations on blobs; afterwards every method returns ErrClosed.
+// Store files stay in Dir.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	blobs := s.sortedBlobsLocked()
+	s.mu.Unlock()
+
+	var errs []error
+	for _, b := range blobs {
+		b.mu.Lock()
+		b.dead = true
+		s.mu.Lock()
+		errs = append(errs, s.dropBlobLocked(b))
+		s.mu.Unlock()
+		b.mu.Unlock()
+	}
+	s.mu.Lock()
+	if err := closeFD(s.dirfd); err != nil {
+		errs = append(errs, fmt.Errorf("mapstore: close store directory: %w", err))
+	}
+	s.dirfd = -1
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Create returns a new, empty blob. It has no store file until data is
+// first allocated in it.
+func (s *Store) Create() (*Blob, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	for s.blobs[s.nextID] != nil {
+		s.nextID++
+	}
+	b := newBlob(s, s.nextID)
+	s.nextID++
+	s.blobs[b.id] = b
+	return b, nil
+}
+
+// OpenBlob adopts the store file of blob id, left in Dir by an earlier Open,
+// as a blob of the given size. If there is no such file the blob is empty
+// (a blob never written has none). The blob's pages are rebuilt from the
+// store file: pages holding data stay; preallocated pages without data and
+// anything past size are freed. Create never returns id afterwards.
+func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("%w: blob size %d", ErrInvalid, size)
+	}
+	if size > s.maxFile {
+		return nil, fmt.Errorf("%w: blob size %d", ErrTooBig, size)
+	}
+	b := newBlob(s, id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return nil, ErrClosed
+	case s.blobs[id] != nil:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: blob %x is open already", ErrInvalid, id)
+	}
+	s.blobs[id] = b
+	s.nextID = max(s.nextID, id+1)
+	s.mu.Unlock()
+
+	if err := b.adoptLocked(size); err != nil {
+		b.dead = true
+		s.mu.Lock()
+		s.used -= b.alloc.pages * PageSize
+		s.dropBlobLocked(b)
+		delete(s.blobs, id)
+		s.mu.Unlock()
+		return nil, err
+	}
+	return b, nil
+}
+
+// SetNextID makes Create return only ids ≥ next from now on: ids a caller
+// has recorded for blobs that have no store file yet stay free.
+func (s *Store) SetNextID(next uint64) {
+	s.mu.Lock()
+	s.nextID = max(s.nextID, next)
+	s.mu.Unlock()
+}
+
+// Files returns the ids of the store files in Dir, open as blobs or not, in
+// increasing order. Names that are not store file names are left out
+// (Check reports them).
+func (s *Store) Files() ([]uint64, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	names, err := readDirNames(s.dirfd)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("mapstore: read store directory: %w", err)
+	}
+	var ids []uint64
+	for _, name := range names {
+		if id, ok := parseName(name); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Stats returns a snapshot of the store's accounting.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Used:    s.used,
+		Limit:   s.limit,
+		Blobs:   len(s.blobs),
+		Windows: s.nwins,
+		FDs:     s.nfds,
+	}
+}
+
+// MaxFileSize returns the largest offset+length the store accepts.
+func (s *Store) MaxFileSize() int64 { return s.maxFile }
+
+// reserve takes up to pages pages of the size limit for a caller about to
+// allocate them, and returns how many it took: all of them, or with partial
+// as many as fit, or none.
+func (s *Store) reserve(pages int64, partial bool) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit > 0 {
+		free := max(0, (s.limit-s.used)/PageSize)
+		if pages > free {
+			if !partial {
+				return 0
+			}
+			pages = free
+		}
+	}
+	s.used += pages * PageSize
+	return pages
+}
+
+// unreserve gives back pages taken by reserve or freed from a blob.
+func (s *Store) unreserve(pages int64) {
+	if pages == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.used -= pages * PageSize
+	s.mu.Unlock()
+}
+
+// sortedBlobsLocked returns the live blobs in id order, the order in which
+// several blob locks are taken.
+//
+// Preconditions: s.mu is held.
+func (s *Store) sortedBlobsLocked() []*Blob {
+	blobs := make([]*Blob, 0, len(s.blobs))
+	for _, b := range s.blobs {
+		blobs = append(blobs, b)
+	}
+	slices.SortFunc(blobs, func(a, b *Blob) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	return blobs
+}
+
+// dropBlobLocked unmaps b's windows and closes its descriptor.
+//
+// Preconditions: b.mu is held for writing; s.mu is held.
+func (s *Store) dropBlobLocked(b *Blob) error {
+	err := s.unmapBlobWindowsLocked(b, 0)
+	return errors.Join(err, s.closeFDLocked(&b.fd))
+}
+
+// fileTarget returns the store file size that covers byte end: end rounded
+// up to a window, but no further than mapLimit.
+func (s *Store) fileTarget(end int64) int64 {
+	if end > s.mapLimit-s.winSize {
+		return s.mapLimit
+	}
+	return (end + s.winSize - 1) &^ (s.winSize - 1)
+}
+
+// storeName returns the store file name of blob id.
+func storeName(id uint64) string {
+	const digits = "0123456789abcdef"
+	var buf [nameLen]byte
+	for i := nameLen - 1; i >= 0; i-- {
+		buf[i] = digits[id&0xf]
+		id >>= 4
+	}
+	return string(buf[:])
+}
+
+// parseName returns the blob id of a store file name.
+func parseName(name string) (uint64, bool) {
+	if len(name) != nameLen {
+		return 0, false
+	}
+	for _, c := range name {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return 0, false
+		}
+	}
+	id, err := strconv.ParseUint(name, 16, 64)
+	return id, err == nil
+}

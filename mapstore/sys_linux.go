@@ -1,0 +1,192 @@
+package mapstore
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sys holds the system calls the store makes on store files. Open copies it
+// and fills nil fields with the real calls, so a test sets only the calls it
+// wants to fail; the functions may be called concurrently.
+//
+// The mappings come from unix.Mmap and go back to unix.Munmap only: the
+// store never calls mremap, so a mapping never moves while it is in use.
+type Sys struct {
+	Openat    func(dirfd int, path string, flags int, mode uint32) (fd int, err error)
+	Ftruncate func(fd int, length int64) error
+	Fallocate func(fd int, mode uint32, off, length int64) error
+	Fdatasync func(fd int) error
+	Mmap      func(fd int, offset int64, length int, prot, flags int) ([]byte, error)
+	Munmap    func(b []byte) error
+	Msync     func(b []byte, flags int) error
+}
+
+// withDefaults returns a copy of sys (which may be nil) with every nil field
+// set to the real system call.
+func (sys *Sys) withDefaults() *Sys {
+	var c Sys
+	if sys != nil {
+		c = *sys
+	}
+	if c.Openat == nil {
+		c.Openat = unix.Openat
+	}
+	if c.Ftruncate == nil {
+		c.Ftruncate = unix.Ftruncate
+	}
+	if c.Fallocate == nil {
+		c.Fallocate = unix.Fallocate
+	}
+	if c.Fdatasync == nil {
+		c.Fdatasync = unix.Fdatasync
+	}
+	if c.Mmap == nil {
+		c.Mmap = unix.Mmap
+	}
+	if c.Munmap == nil {
+		c.Munmap = unix.Munmap
+	}
+	if c.Msync == nil {
+		c.Msync = unix.Msync
+	}
+	return &c
+}
+
+const (
+	// fallocAlloc allocates pages inside the store file's size. Store files
+	// are grown with ftruncate before they are allocated into, so KEEP_SIZE
+	// never hides an allocation past the end of the file.
+	fallocAlloc = unix.FALLOC_FL_KEEP_SIZE
+	// fallocPunch frees pages; the store file keeps its size.
+	fallocPunch = unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE
+
+	// openFlags open an existing store file: never through a symlink,
+	// never inherited by a child process.
+	openFlags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	// createFlags create a store file that must not exist yet.
+	createFlags = openFlags | unix.O_CREAT | unix.O_EXCL
+	// dirFlags open the store directory.
+	dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+
+	mmapProt  = unix.PROT_READ | unix.PROT_WRITE
+	mmapFlags = unix.MAP_SHARED
+)
+
+// isENOSPC reports whether err says the filesystem is full.
+func isENOSPC(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
+}
+
+// isENOMEM reports whether err says the address space or the map count is
+// exhausted.
+func isENOMEM(err error) bool { return errors.Is(err, unix.ENOMEM) }
+
+// isTmpfs reports whether fd is on a tmpfs, where st_blocks counts exactly
+// the allocated pages.
+func isTmpfs(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && st.Type == unix.TMPFS_MAGIC
+}
+
+// fileInfo is what Check and OpenBlob want from fstat.
+type fileInfo struct {
+	size, blocks int64 // bytes, and 512-byte blocks allocated
+	mode         uint32
+}
+
+func fstat(fd int) (fileInfo, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileInfo{}, err
+	}
+	return fileInfo{size: st.Size, blocks: st.Blocks, mode: st.Mode}, nil
+}
+
+// isRegular reports whether mode is a regular file's.
+func isRegular(mode uint32) bool { return mode&unix.S_IFMT == unix.S_IFREG }
+
+// dataRanges calls fn for each range of data in fd below size, as lseek
+// SEEK_DATA/SEEK_HOLE report them.
+func dataRanges(fd int, size int64, fn func(start, end int64)) error {
+	off := int64(0)
+	for off < size {
+		d, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		fn(d, h)
+		off = h
+	}
+	return nil
+}
+
+// dupFD duplicates fd, close-on-exec.
+func dupFD(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+func closeFD(fd int) error { return unix.Close(fd) }
+
+func unlinkat(dirfd int, name string) error { return unix.Unlinkat(dirfd, name, 0) }
+
+func fchmod(fd int, mode uint32) error { return unix.Fchmod(fd, mode) }
+
+// maxOpenFiles returns the soft RLIMIT_NOFILE, or 0 if unknown.
+func maxOpenFiles() int64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<40 {
+		return 0
+	}
+	return int64(rl.Cur)
+}
+
+// readDirNames returns the names in the directory open as dirfd.
+func readDirNames(dirfd int) ([]string, error) {
+	fd, err := unix.Openat(dirfd, ".", dirFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var names []string
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
+
+// openDir opens the store directory, not through a symlink.
+func openDir(path string) (int, error) { return unix.Open(path, dirFlags, 0) }
+
+// openRead opens a store file read-only for Check, outside the descriptor
+// cache.
+func openRead(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// isEMFILE reports whether err says the process or system is out of
+// descriptors.
+func isEMFILE(err error) bool { return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) }
+
+// isENOENT reports whether err says a file does not exist.
+func isENOENT(err error) bool { return errors.Is(err, unix.ENOENT) }
+
+// msyncFlags make msync wait for the write-back.
+const msyncFlags = unix.MS_SYNC
