@@ -188,14 +188,9 @@ func (d *Dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, 
 		return nil, syscall.EEXIST
 	}
 	now := time.Now()
-	n.mu.Lock()
-	if n.reclaimed {
-		n.mu.Unlock()
-		return nil, syscall.ENOENT
+	if errno := n.addLink(now); errno != 0 {
+		return nil, errno
 	}
-	n.nlink++
-	n.ctime = now
-	n.mu.Unlock()
 	d.changed(+1, false, now)
 	n.attr(&out.Attr)
 	return n.EmbeddedInode(), 0
@@ -323,10 +318,32 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	return 0
 }
 
+// addLink adds a link to n. A file made with O_TMPFILE gets its first
+// link with its inode already counted; every further link counts as one
+// more inode, as on tmpfs.
+func (n *node) addLink(now time.Time) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.reclaimed {
+		return syscall.ENOENT
+	}
+	if n.nlink > 0 {
+		if errno := n.fsys.reserveInode(); errno != 0 {
+			return errno
+		}
+	}
+	n.nlink++
+	n.ctime = now
+	return 0
+}
+
 // dropLink removes one link of a non-directory and reclaims it when no
 // link and no open file is left.
 func (fsys *filesystem) dropLink(n *node, now time.Time) {
 	n.mu.Lock()
+	if n.nlink > 1 {
+		fsys.freeIno() // the inode itself goes when it is reclaimed
+	}
 	if n.nlink > 0 {
 		n.nlink--
 	}

@@ -96,14 +96,16 @@ func (f *File) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 }
 
 // touchAtime updates atime as a relatime mount does: when it is older
-// than mtime or ctime, or a day old.
-func (n *node) touchAtime() {
+// than mtime or ctime, or a day old. It reports whether atime changed.
+func (n *node) touchAtime() bool {
 	now := time.Now()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) > 24*time.Hour {
 		n.atime = now
+		return true
 	}
-	n.mu.Unlock()
+	return false
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns
@@ -173,7 +175,7 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	case 0:
 		err = f.blob.Allocate(int64(off), int64(size), keep)
 		if err == nil {
-			f.touchCtime(time.Now())
+			f.touchMtime()
 		}
 	case unix.FALLOC_FL_PUNCH_HOLE:
 		if !keep {
@@ -214,7 +216,14 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	n, err := dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
 	if n > 0 {
 		dst.touchMtime()
-		f.touchAtime()
+		if f.touchAtime() {
+			// The kernel refreshes the destination's attributes after
+			// a copy but not the source's: tell it atime changed.
+			// With a negative offset the kernel only drops the
+			// cached attributes and takes no inode lock, so this
+			// cannot wait on the request being served.
+			f.NotifyContent(-1, 0)
+		}
 	}
 	if err != nil && n == 0 {
 		return 0, toErrno(f.fsys.log, "copy_file_range", err)

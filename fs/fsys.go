@@ -51,16 +51,25 @@ func NewRoot(cfg Config) (*Dir, error) {
 	return root, nil
 }
 
-// allocIno reserves an inode for a new node: ENOSPC past the inode limit.
-func (fsys *filesystem) allocIno() (uint64, syscall.Errno) {
+// reserveInode takes one unit of the inode limit: ENOSPC past it. As on
+// tmpfs, a node takes one, and so does each hard link after its first.
+func (fsys *filesystem) reserveInode() syscall.Errno {
 	if n := fsys.inodes.Add(1); fsys.maxInodes > 0 && uint64(n) > fsys.maxInodes {
 		fsys.inodes.Add(-1)
-		return 0, syscall.ENOSPC
+		return syscall.ENOSPC
+	}
+	return 0
+}
+
+// allocIno reserves an inode for a new node and numbers it.
+func (fsys *filesystem) allocIno() (uint64, syscall.Errno) {
+	if errno := fsys.reserveInode(); errno != 0 {
+		return 0, errno
 	}
 	return fsys.nextIno.Add(1), 0
 }
 
-// freeIno gives back an inode reserved with allocIno.
+// freeIno gives back a unit taken with reserveInode or allocIno.
 func (fsys *filesystem) freeIno() { fsys.inodes.Add(-1) }
 
 // statfs reports the size and inode limits and what is left of them.

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -21,6 +22,7 @@ type Config struct {
 	AllowOther bool            // let other users in (permissions are enforced)
 	Debug      bool            // log every FUSE request and reply
 	FsName     string          // source field in /proc/mounts; "" = "mmapfs"
+	MountFlags uintptr         // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY…
 	Logger     *zap.Logger     // nil = zap.NewNop()
 }
 
@@ -58,6 +60,8 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
+		// Modes are exactly what was set: chmod 000 stays 000.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			AllowOther: cfg.AllowOther,
 			FsName:     name,
@@ -72,9 +76,16 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 			Options:      []string{"default_permissions"},
 			MaxReadAhead: 1 << 20,
 		},
-		UID: cfg.RootUID,
-		GID: cfg.RootGID,
+		UID:            cfg.RootUID,
+		GID:            cfg.RootGID,
+		RootStableAttr: &gofs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
 	}
+	// Mounted directly (as root), the flags are the caller's, as for a
+	// tmpfs: devices and set-id bits work unless nodev/nosuid are asked
+	// for. Through fusermount3 (other users) they are always off.
+	// MS_RELATIME keeps the value non-zero, which go-fuse reads as "use
+	// nosuid,nodev".
+	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
 	server, err := gofs.Mount(mountpoint, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)

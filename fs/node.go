@@ -8,6 +8,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // node holds what every kind of inode has: attributes and extended
@@ -136,6 +137,8 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 			return errno
 		}
 	}
+	// One instant for every time set here: utimensat(UTIME_NOW, UTIME_NOW)
+	// makes atime, mtime and ctime equal, as on tmpfs.
 	now := time.Now()
 	n.mu.Lock()
 	changed := false
@@ -151,12 +154,18 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		n.gid = gid
 		changed = true
 	}
-	if atime, ok := in.GetATime(); ok {
-		n.atime = atime
+	if in.Valid&fuse.FATTR_ATIME != 0 {
+		n.atime = now
+		if in.Valid&fuse.FATTR_ATIME_NOW == 0 {
+			n.atime = time.Unix(int64(in.Atime), int64(in.Atimensec))
+		}
 		changed = true
 	}
-	if mtime, ok := in.GetMTime(); ok {
-		n.mtime = mtime
+	if in.Valid&fuse.FATTR_MTIME != 0 {
+		n.mtime = now
+		if in.Valid&fuse.FATTR_MTIME_NOW == 0 {
+			n.mtime = time.Unix(int64(in.Mtime), int64(in.Mtimensec))
+		}
 		changed = true
 	}
 	if ctime, ok := in.GetCTime(); ok {
@@ -207,4 +216,30 @@ func nodeOf(ops gofs.InodeEmbedder) *node {
 		return &v.node
 	}
 	return nil
+}
+
+var _ = (gofs.NodeStatxer)((*node)(nil))
+
+// Statx implements gofs.NodeStatxer, which adds the birth time.
+func (n *node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask uint32, out *fuse.StatxOut) syscall.Errno {
+	var a fuse.Attr
+	n.attr(&a)
+	n.mu.Lock()
+	btime := n.btime
+	n.mu.Unlock()
+	sx := &out.Statx
+	sx.Mask = unix.STATX_BASIC_STATS | unix.STATX_BTIME
+	sx.Blksize = a.Blksize
+	sx.Nlink = a.Nlink
+	sx.Uid, sx.Gid = a.Uid, a.Gid
+	sx.Mode = uint16(a.Mode)
+	sx.Ino = a.Ino
+	sx.Size = a.Size
+	sx.Blocks = a.Blocks
+	sx.Atime = fuse.SxTime{Sec: a.Atime, Nsec: a.Atimensec}
+	sx.Mtime = fuse.SxTime{Sec: a.Mtime, Nsec: a.Mtimensec}
+	sx.Ctime = fuse.SxTime{Sec: a.Ctime, Nsec: a.Ctimensec}
+	sx.Btime = fuse.SxTime{Sec: uint64(btime.Unix()), Nsec: uint32(btime.Nanosecond())}
+	sx.RdevMajor, sx.RdevMinor = unix.Major(uint64(a.Rdev)), unix.Minor(uint64(a.Rdev))
+	return 0
 }

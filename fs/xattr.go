@@ -21,22 +21,24 @@ const (
 	xattrMaxValue = 64 << 10
 )
 
-// xattrNamespaceOK reports whether name is in a namespace this filesystem
-// stores: user., trusted. and security. (system.* holds POSIX ACLs,
+// checkXattrName accepts names in the namespaces this filesystem stores: user., trusted. and security. (system.* holds POSIX ACLs,
 // which are not supported, as in a tmpfs without CONFIG_TMPFS_POSIX_ACL).
-func xattrNamespaceOK(name string) bool {
+func checkXattrName(name string) syscall.Errno {
 	for _, p := range []string{"user.", "trusted.", "security."} {
-		if strings.HasPrefix(name, p) && len(name) > len(p) {
-			return true
+		if strings.HasPrefix(name, p) {
+			if len(name) == len(p) {
+				return syscall.EINVAL // a bare prefix names nothing
+			}
+			return 0
 		}
 	}
-	return false
+	return syscall.EOPNOTSUPP
 }
 
 // Getxattr implements gofs.NodeGetxattrer.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !xattrNamespaceOK(attr) {
-		return 0, syscall.EOPNOTSUPP
+	if errno := checkXattrName(attr); errno != 0 {
+		return 0, errno
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -52,8 +54,8 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Setxattr implements gofs.NodeSetxattrer.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if !xattrNamespaceOK(attr) {
-		return syscall.EOPNOTSUPP
+	if errno := checkXattrName(attr); errno != 0 {
+		return errno
 	}
 	if len(attr) > xattrNameMax {
 		return syscall.ERANGE
@@ -83,8 +85,8 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 // Removexattr implements gofs.NodeRemovexattrer.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if !xattrNamespaceOK(attr) {
-		return syscall.EOPNOTSUPP
+	if errno := checkXattrName(attr); errno != 0 {
+		return errno
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -80,9 +80,9 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	defer b.mu.RUnlock()
 	switch {
 	case b.dead:
-		return 0, ErrClosed
+		return 0, errClosed
 	case off < 0:
-		return 0, ErrInvalid
+		return 0, errInvalid
 	case len(p) == 0:
 		return 0, nil
 	case off >= b.size:
@@ -163,18 +163,18 @@ func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 	s := b.s
 	switch {
 	case b.dead:
-		return 0, ErrClosed
+		return 0, errClosed
 	case off < 0:
-		return 0, ErrInvalid
+		return 0, errInvalid
 	case len(p) == 0:
 		return 0, nil
 	case off >= s.maxFile:
-		return 0, ErrTooBig
+		return 0, errTooBig
 	}
 	var short error
 	if int64(len(p)) > s.maxFile-off {
 		p = p[:s.maxFile-off]
-		short = ErrTooBig
+		short = errTooBig
 	}
 	if ps, pe := off>>pageShift, pageUp(off+int64(len(p))); !b.alloc.covers(ps, pe) {
 		got, err := b.allocLocked(ps, pe, true)
@@ -183,7 +183,7 @@ func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 		}
 		if got < pe {
 			p = p[:got<<pageShift-off]
-			short = ErrNoSpace
+			short = errNoSpace
 		}
 	}
 	n, err := b.copyInLocked(p, off)
@@ -245,7 +245,7 @@ func (b *Blob) allocLocked(ps, pe int64, partial bool) (int64, error) {
 	}
 	got := b.s.reserve(missing, partial)
 	if got == 0 {
-		return ps, ErrNoSpace
+		return ps, errNoSpace
 	}
 	if got < missing {
 		pe = b.alloc.prefixEnd(ps, got)
@@ -399,11 +399,11 @@ func (b *Blob) Truncate(size int64) error {
 	defer b.mu.Unlock()
 	switch {
 	case b.dead:
-		return ErrClosed
+		return errClosed
 	case size < 0:
-		return ErrInvalid
+		return errInvalid
 	case size > b.s.maxFile:
-		return ErrTooBig
+		return errTooBig
 	case size > b.size:
 		b.size = size
 		return nil
@@ -428,9 +428,9 @@ func (b *Blob) truncateLocked(size int64) error {
 func (b *Blob) rangeArgs(off, length int64) (int64, error) {
 	switch {
 	case off < 0 || length <= 0:
-		return 0, ErrInvalid
+		return 0, errInvalid
 	case off > b.s.maxFile-length:
-		return 0, ErrTooBig
+		return 0, errTooBig
 	}
 	return off + length, nil
 }
@@ -443,7 +443,7 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead {
-		return ErrClosed
+		return errClosed
 	}
 	end, err := b.rangeArgs(off, length)
 	if err != nil {
@@ -466,7 +466,7 @@ func (b *Blob) PunchHole(off, length int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead {
-		return ErrClosed
+		return errClosed
 	}
 	end, err := b.rangeArgs(off, length)
 	if err != nil {
@@ -484,7 +484,7 @@ func (b *Blob) ZeroRange(off, length int64, keepSize bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead {
-		return ErrClosed
+		return errClosed
 	}
 	end, err := b.rangeArgs(off, length)
 	if err != nil {
@@ -535,7 +535,7 @@ func (b *Blob) reallocDataLocked(ps, pe int64) error {
 			// The range reads as zeros, but its space is gone.
 			s.unreserve(b.alloc.remove(ds, de))
 			if isENOSPC(err) {
-				return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, off, off+n, err)
+				return fmt.Errorf("%w: fallocate %s [%d, %d): %w", errNoSpace, b.name, off, off+n, err)
 			}
 			return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, off+n, err)
 		}
@@ -553,18 +553,18 @@ func (b *Blob) SeekData(off int64) (int64, error) {
 	defer b.mu.RUnlock()
 	switch {
 	case b.dead:
-		return 0, ErrClosed
+		return 0, errClosed
 	case off < 0 || off >= b.size:
-		return 0, ErrNoData
+		return 0, errNoData
 	}
 	p, ok := b.data.nextIn(off >> pageShift)
 	if !ok {
-		return 0, ErrNoData
+		return 0, errNoData
 	}
 	if pos := max(off, p<<pageShift); pos < b.size {
 		return pos, nil
 	}
-	return 0, ErrNoData
+	return 0, errNoData
 }
 
 // SeekHole returns the first offset ≥ off inside a page without data, or
@@ -575,123 +575,12 @@ func (b *Blob) SeekHole(off int64) (int64, error) {
 	defer b.mu.RUnlock()
 	switch {
 	case b.dead:
-		return 0, ErrClosed
+		return 0, errClosed
 	case off < 0 || off >= b.size:
-		return 0, ErrNoData
+		return 0, errNoData
 	}
 	q := b.data.nextOut(off >> pageShift)
 	return min(max(off, q<<pageShift), b.size), nil
-}
-
-// CopyFrom copies n bytes at srcOff of src to dstOff of b inside the store,
-// as copy_file_range(2) does: the count is cut at the end of src (0 at or
-// past it) and at the maximum file size (ErrTooBig if dstOff is at or past
-// it), and overlapping ranges of one blob are ErrInvalid. Holes in src
-// become holes in b wherever whole pages of b allow. If the size limit
-// stops it, CopyFrom returns the bytes copied with ErrNoSpace. Size of b
-// grows to dstOff plus the bytes copied.
-func (b *Blob) CopyFrom(src *Blob, srcOff, dstOff, n int64) (int64, error) {
-	switch {
-	case src == nil || src.s != b.s:
-		return 0, fmt.Errorf("%w: copy between stores", ErrInvalid)
-	case srcOff < 0 || dstOff < 0 || n < 0:
-		return 0, ErrInvalid
-	case srcOff > math.MaxInt64-n || dstOff > math.MaxInt64-n:
-		return 0, ErrTooBig
-	}
-	switch {
-	case src == b:
-		b.mu.Lock()
-		defer b.mu.Unlock()
-	case src.id < b.id:
-		src.mu.RLock()
-		defer src.mu.RUnlock()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-	default:
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		src.mu.RLock()
-		defer src.mu.RUnlock()
-	}
-	if b.dead || src.dead {
-		return 0, ErrClosed
-	}
-	n = max(0, min(n, src.size-srcOff))
-	if dstOff >= b.s.maxFile {
-		return 0, ErrTooBig
-	}
-	n = min(n, b.s.maxFile-dstOff)
-	if src == b && dstOff+n > srcOff && dstOff < srcOff+n {
-		return 0, fmt.Errorf("%w: overlapping copy within one blob", ErrInvalid)
-	}
-	var done int64
-	var err error
-	for done < n && err == nil {
-		sp, dp := srcOff+done, dstOff+done
-		pg := sp >> pageShift
-		var c int64
-		if src.data.contains(pg) {
-			c = min(n-done, src.data.nextOut(pg)<<pageShift-sp)
-			c, err = b.copyRunLocked(src, sp, dp, c)
-		} else {
-			c = n - done
-			if d, ok := src.data.nextIn(pg); ok {
-				c = min(c, d<<pageShift-sp)
-			}
-			if err = b.zeroLocked(dp, dp+c); err != nil {
-				c = 0
-			}
-		}
-		done += c
-	}
-	if e := dstOff + done; done > 0 && e > b.size {
-		b.size = e
-	}
-	return done, err
-}
-
-// copyRunLocked copies n bytes of data at sp of src to dp of b, allocating
-// b's pages first, and returns the bytes copied.
-//
-// Preconditions: b.mu is held for writing and src.mu for reading (one lock
-// if src == b); the bytes of src are data.
-func (b *Blob) copyRunLocked(src *Blob, sp, dp, n int64) (int64, error) {
-	var short error
-	if ps, pe := dp>>pageShift, pageUp(dp+n); !b.alloc.covers(ps, pe) {
-		got, err := b.allocLocked(ps, pe, true)
-		if err != nil {
-			return 0, err
-		}
-		if got < pe {
-			n = got<<pageShift - dp
-			short = ErrNoSpace
-		}
-	}
-	s := b.s
-	for done := int64(0); done < n; {
-		s0, d0 := sp+done, dp+done
-		sw, err := s.pinWindow(src, s0>>s.winShift)
-		if err != nil {
-			return done, err
-		}
-		dw, err := s.pinWindow(b, d0>>s.winShift)
-		if err != nil {
-			s.unpinWindow(sw)
-			return done, err
-		}
-		so, do := s0-sw.idx<<s.winShift, d0-dw.idx<<s.winShift
-		c := min(int64(len(sw.mem))-so, int64(len(dw.mem))-do, n-done)
-		err = b.copyGuarded(dw.mem[do:do+c], sw.mem[so:so+c], d0)
-		s.unpinWindow(dw)
-		s.unpinWindow(sw)
-		if err != nil {
-			return done, err
-		}
-		b.markDataLocked(d0, d0+c)
-		done += c
-	}
-	return n, short
 }
 
 // Sync writes the blob's bytes in [off, off+length) to the store file's
@@ -702,9 +591,9 @@ func (b *Blob) Sync(off, length int64) error {
 	defer b.mu.RUnlock()
 	switch {
 	case b.dead:
-		return ErrClosed
+		return errClosed
 	case off < 0 || length < 0:
-		return ErrInvalid
+		return errInvalid
 	case !b.hasFile:
 		return nil
 	}
@@ -752,7 +641,7 @@ func (b *Blob) Free() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dead {
-		return ErrClosed
+		return errClosed
 	}
 	b.dead = true
 	s := b.s
@@ -772,63 +661,4 @@ func (b *Blob) Free() error {
 	b.size = 0
 	b.hasFile = false
 	return err
-}
-
-// adoptLocked rebuilds the blob from its store file for OpenBlob.
-//
-// Preconditions: b.mu is held for writing; b is registered in the store but
-// not yet returned to anyone.
-func (b *Blob) adoptLocked(size int64) error {
-	s := b.s
-	b.hasFile = true
-	fd, err := s.acquireFD(b, false)
-	if err != nil {
-		b.hasFile = false
-		if isENOENT(err) {
-			b.size = size
-			return nil
-		}
-		return err
-	}
-	defer s.releaseFD(b)
-	fi, err := fstat(fd)
-	if err == nil && !isRegular(fi.mode) {
-		err = errors.New("not a regular file")
-	}
-	if err == nil {
-		err = dataRanges(fd, fi.size, func(start, end int64) {
-			b.data.add(start>>pageShift, pageUp(end))
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
-	}
-	b.fileSize = fi.size
-	if target := s.fileTarget(fi.size); fi.size < target {
-		if err := s.sys.Ftruncate(fd, target); err != nil {
-			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
-		}
-		b.fileSize = target
-	}
-	// Preallocated pages without data cannot be told apart from holes
-	// (tmpfs has no FIEMAP), so they are freed; on a tmpfs st_blocks says
-	// whether there are any.
-	if !s.tmpfs || fi.blocks*512 != b.data.pages*PageSize {
-		for p := int64(0); ; {
-			gs, ge, ok := b.data.nextGap(p, pageUp(min(b.fileSize, maxMappable)))
-			if !ok {
-				break
-			}
-			if err := s.sys.Fallocate(fd, fallocPunch, gs<<pageShift, (ge-gs)<<pageShift); err != nil {
-				return fmt.Errorf("mapstore: punch %s: %w", b.name, err)
-			}
-			p = ge
-		}
-	}
-	b.alloc.es = append([]extent(nil), b.data.es...)
-	b.alloc.pages = b.data.pages
-	s.mu.Lock()
-	s.used += b.alloc.pages * PageSize
-	s.mu.Unlock()
-	return b.truncateLocked(size)
 }

@@ -16,9 +16,6 @@ const (
 	win = 8 << 10 // window size of smallOpts
 )
 
-// maxFile is the default maximum file size.
-const maxFile = math.MaxInt64 &^ (PageSize - 1)
-
 func TestOpenOptions(t *testing.T) {
 	dir := testDir(t)
 	for _, c := range []struct {
@@ -36,7 +33,7 @@ func TestOpenOptions(t *testing.T) {
 		}
 	}
 	s := newStore(t, Options{Dir: dir, MaxFileSize: math.MaxInt64})
-	if s.MaxFileSize() != maxFile {
+	if s.MaxFileSize() != maxFile || maxFile > math.MaxInt64&^(PageSize-1) {
 		t.Errorf("MaxFileSize = %d, want %d", s.MaxFileSize(), int64(maxFile))
 	}
 	st, err := os.Stat(dir)
@@ -583,7 +580,7 @@ func TestCopyFrom(t *testing.T) {
 		{"to far offset", false, 0, 1 << 40, 6 * pg, result{6 * pg, nil}, 1<<40 + 6*pg, 4 * pg, 1<<40 + 2*pg, 2 * pg},
 		{"dst at max", false, 0, maxFile, 10, result{0, ErrTooBig}, 0, 0, 0, 0},
 		{"dst cut at max", false, 0, maxFile - 10, 4000, result{10, nil}, maxFile, pg, 0, 0},
-		{"dst offset overflows", false, 0, maxFile - 10, 6 * pg, result{0, ErrTooBig}, 0, 0, 0, 0},
+		{"dst offset overflows", false, 0, math.MaxInt64 - 10, 6 * pg, result{0, ErrTooBig}, 0, 0, 0, 0},
 		{"negative", false, -1, 0, 10, result{0, ErrInvalid}, 0, 0, 0, 0},
 		{"negative n", false, 0, 0, -1, result{0, ErrInvalid}, 0, 0, 0, 0},
 		{"overflow", false, 1, 0, math.MaxInt64, result{0, ErrTooBig}, 0, 0, 0, 0},

@@ -42,3 +42,14 @@ func (e errnoError) Is(target error) bool {
 
 // Errno is the errno a filesystem returns for e.
 func (e errnoError) Errno() unix.Errno { return e.errno }
+
+// The sentinels as error values, boxed once: returning one of these does
+// not allocate, which keeps the hot paths free of garbage. They compare
+// equal to the exported sentinels.
+var (
+	errNoSpace error = ErrNoSpace
+	errTooBig  error = ErrTooBig
+	errInvalid error = ErrInvalid
+	errNoData  error = ErrNoData
+	errClosed  error = ErrClosed
+)

@@ -287,8 +287,8 @@ func TestInjectedFailures(t *testing.T) {
 	}
 }
 
-// TestFallocateFailsMidWrite: the filesystem under the store is full while
-// the size limit is not: nothing is written, nothing accounted.
+// TestFallocateENOSPCKeepsAccounting: the filesystem under the store is
+// full while the size limit is not: nothing is written, nothing accounted.
 func TestFallocateENOSPCKeepsAccounting(t *testing.T) {
 	f := &faults{}
 	o := smallOpts()

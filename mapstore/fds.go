@@ -52,7 +52,7 @@ func (s *Store) releaseFD(b *Blob) {
 // Preconditions: s.mu is held; b.mu is held, for writing if create.
 func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	if s.closed {
-		return -1, ErrClosed
+		return -1, errClosed
 	}
 	f := &b.fd
 	if f.fd >= 0 {
@@ -65,6 +65,7 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 		if !create {
 			return -1, fmt.Errorf("mapstore: blob %x has no store file", b.id)
 		}
+		// b.mu is held for writing: hasFile may change.
 		flags = createFlags
 	}
 	if s.nfds >= s.maxFDs {
@@ -80,7 +81,9 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("mapstore: open store file %s: %w", b.name, err)
 	}
-	b.hasFile = true
+	if flags == createFlags {
+		b.hasFile = true
+	}
 	f.fd = fd
 	s.nfds++
 	s.fds.pushFront(f)

@@ -14,9 +14,10 @@ import (
 
 // testDir returns a store directory (not yet created) on /dev/shm if it is
 // there, so that Check compares st_blocks exactly, or in the test's temp
-// directory.
+// directory. MAPSTORE_TEST_NO_SHM=1 runs the tests on the temp directory's
+// filesystem instead.
 func testDir(t testing.TB) string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && os.Getenv("MAPSTORE_TEST_NO_SHM") == "" {
 		if d, err := os.MkdirTemp("/dev/shm", "mapstore-test-"); err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })
 			return filepath.Join(d, "store")
@@ -113,6 +114,31 @@ func readRange(t testing.TB, b *Blob, off int64, n int) []byte {
 
 func isZero(p []byte) bool {
 	return bytes.Count(p, []byte{0}) == len(p)
+}
+
+// maxFile is the maximum file size of a store made by newStore with
+// MaxFileSize 0; TestMain sets it.
+var maxFile int64
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mapstore-main-")
+	if err == nil && os.Getenv("MAPSTORE_TEST_NO_SHM") == "" {
+		if d, err2 := os.MkdirTemp("/dev/shm", "mapstore-main-"); err2 == nil {
+			os.RemoveAll(dir)
+			dir = d
+		}
+	}
+	if err != nil {
+		panic(err)
+	}
+	s, err := Open(Options{Dir: filepath.Join(dir, "store")})
+	if err != nil {
+		panic(err)
+	}
+	maxFile = s.MaxFileSize()
+	s.Close()
+	os.RemoveAll(dir)
+	os.Exit(m.Run())
 }
 
 // storePath returns the path of b's store file.

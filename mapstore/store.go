@@ -36,12 +36,13 @@ const (
 type Options struct {
 	Dir       string // directory of store files; created 0700 if missing
 	SizeLimit int64  // bytes of allocated pages at most; 0 = no limit but the filesystem's
-	// MaxFileSize is the largest offset+length; 0 = math.MaxInt64. Values
-	// above math.MaxInt64-PageSize+1 are lowered to it, because the last
-	// page below 2^63 cannot be mapped.
+	// MaxFileSize is the largest offset+length; 0 = math.MaxInt64. It is
+	// lowered to math.MaxInt64 rounded down to a page, because the last
+	// page below 2^63 cannot be mapped, and to the largest file the
+	// filesystem under Dir allows.
 	MaxFileSize int64
 	WindowSize  int64       // bytes per mapping window, power of two ≥ PageSize; 0 = 2 MiB
-	MaxWindows  int         // mapped windows at most (vm.max_map_count); 0 = 4096
+	MaxWindows  int         // mapped windows at most; 0 = 4096; never more than vm.max_map_count/2
 	MaxFDs      int         // open store files at most; 0 = 256; never more than RLIMIT_NOFILE/4
 	Logger      *zap.Logger // nil = zap.NewNop()
 	Sys         *Sys        // system calls, replaceable to inject faults; nil = real ones
@@ -87,18 +88,17 @@ type Store struct {
 // never reuses their ids.
 func Open(opts Options) (*Store, error) {
 	s := &Store{
-		dir:      opts.Dir,
-		limit:    opts.SizeLimit,
-		maxFile:  opts.MaxFileSize,
-		winSize:  opts.WindowSize,
-		maxWins:  opts.MaxWindows,
-		maxFDs:   opts.MaxFDs,
-		log:      opts.Logger,
-		sys:      opts.Sys.withDefaults(),
-		nextID:   1,
-		blobs:    make(map[uint64]*Blob),
-		dirfd:    -1,
-		winShift: 0,
+		dir:     opts.Dir,
+		limit:   opts.SizeLimit,
+		maxFile: opts.MaxFileSize,
+		winSize: opts.WindowSize,
+		maxWins: opts.MaxWindows,
+		maxFDs:  opts.MaxFDs,
+		log:     opts.Logger,
+		sys:     opts.Sys.withDefaults(),
+		nextID:  1,
+		blobs:   make(map[uint64]*Blob),
+		dirfd:   -1,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -117,14 +117,19 @@ func Open(opts Options) (*Store, error) {
 	}
 	switch {
 	case s.dir == "":
-		return nil, fmt.Errorf("%w: no store directory", ErrInvalid)
+		return nil, fmt.Errorf("%w: no store directory", errInvalid)
 	case s.limit < 0 || s.maxFile < 0 || s.maxWins < 0 || s.maxFDs < 0:
-		return nil, fmt.Errorf("%w: negative store option", ErrInvalid)
+		return nil, fmt.Errorf("%w: negative store option", errInvalid)
 	case s.winSize < PageSize || s.winSize&(s.winSize-1) != 0 || s.winSize%int64(os.Getpagesize()) != 0:
-		return nil, fmt.Errorf("%w: window size %d is not a power of two ≥ the page size", ErrInvalid, s.winSize)
+		return nil, fmt.Errorf("%w: window size %d is not a power of two ≥ the page size", errInvalid, s.winSize)
 	}
 	if n := maxOpenFiles() / 4; n > 0 && int64(s.maxFDs) > n {
 		s.maxFDs = int(n)
+	}
+	// The rest of the process maps too (heap, stacks, libraries, and the
+	// other mapped files of a filesystem server).
+	if n := maxMapCount() / 2; n > 0 && int64(s.maxWins) > n {
+		s.maxWins = int(n)
 	}
 	s.winShift = uint(bits.TrailingZeros64(uint64(s.winSize)))
 	s.mapLimit = (s.maxFile + PageSize - 1) &^ (PageSize - 1)
@@ -158,6 +163,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.dirfd = dirfd
 	s.tmpfs = isTmpfs(dirfd)
+	if !s.tmpfs {
+		// ext4 stops at 16 TiB, say: past that ftruncate fails, so the
+		// store says EFBIG first, as the filesystem would.
+		s.maxFile = maxFileSizeOf(dirfd, s.maxFile)
+		s.mapLimit = (s.maxFile + PageSize - 1) &^ (PageSize - 1)
+	}
 	s.log.Debug("store open", zap.String("dir", s.dir), zap.Int("files", len(names)),
 		zap.Bool("tmpfs", s.tmpfs), zap.Int64("windowSize", s.winSize),
 		zap.Int("maxWindows", s.maxWins), zap.Int("maxFDs", s.maxFDs))
@@ -201,7 +212,7 @@ func (s *Store) Create() (*Blob, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	for s.blobs[s.nextID] != nil {
 		s.nextID++
@@ -209,46 +220,6 @@ func (s *Store) Create() (*Blob, error) {
 	b := newBlob(s, s.nextID)
 	s.nextID++
 	s.blobs[b.id] = b
-	return b, nil
-}
-
-// OpenBlob adopts the store file of blob id, left in Dir by an earlier Open,
-// as a blob of the given size. If there is no such file the blob is empty
-// (a blob never written has none). The blob's pages are rebuilt from the
-// store file: pages holding data stay; preallocated pages without data and
-// anything past size are freed. Create never returns id afterwards.
-func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
-	if size < 0 {
-		return nil, fmt.Errorf("%w: blob size %d", ErrInvalid, size)
-	}
-	if size > s.maxFile {
-		return nil, fmt.Errorf("%w: blob size %d", ErrTooBig, size)
-	}
-	b := newBlob(s, id)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return nil, ErrClosed
-	case s.blobs[id] != nil:
-		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: blob %x is open already", ErrInvalid, id)
-	}
-	s.blobs[id] = b
-	s.nextID = max(s.nextID, id+1)
-	s.mu.Unlock()
-
-	if err := b.adoptLocked(size); err != nil {
-		b.dead = true
-		s.mu.Lock()
-		s.used -= b.alloc.pages * PageSize
-		s.dropBlobLocked(b)
-		delete(s.blobs, id)
-		s.mu.Unlock()
-		return nil, err
-	}
 	return b, nil
 }
 
@@ -267,7 +238,7 @@ func (s *Store) Files() ([]uint64, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	names, err := readDirNames(s.dirfd)
 	s.mu.Unlock()

@@ -2,6 +2,9 @@ package mapstore
 
 import (
 	"errors"
+	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -190,3 +193,41 @@ func isENOENT(err error) bool { return errors.Is(err, unix.ENOENT) }
 
 // msyncFlags make msync wait for the write-back.
 const msyncFlags = unix.MS_SYNC
+
+// maxFileSizeOf returns the largest file size the filesystem of dirfd
+// allows (its s_maxbytes), found by growing an unnamed temporary file
+// there, or limit if it allows at least limit or cannot be asked.
+func maxFileSizeOf(dirfd int, limit int64) int64 {
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return limit
+	}
+	defer unix.Close(fd)
+	if unix.Ftruncate(fd, limit) == nil {
+		return limit
+	}
+	// Binary search in pages: lo is allowed, hi is not.
+	lo, hi := int64(0), limit/PageSize+1
+	for hi-lo > 1 {
+		m := lo + (hi-lo)/2
+		if unix.Ftruncate(fd, m*PageSize) == nil {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return lo * PageSize
+}
+
+// maxMapCount returns vm.max_map_count, or 0 if unknown.
+func maxMapCount() int64 {
+	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}

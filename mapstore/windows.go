@@ -68,7 +68,7 @@ func (s *Store) unpinWindow(w *window) {
 // b.fileSize covers the window.
 func (s *Store) mapWindowLocked(b *Blob, idx int64) (*window, error) {
 	if s.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
 	off, n := idx<<s.winShift, s.windowLen(idx)
 	if !b.hasFile || b.fileSize < off+n {
@@ -128,6 +128,9 @@ func (s *Store) evictWindowsLocked(max int) {
 func (s *Store) unmapWindowLocked(w *window) error {
 	w.unlink()
 	delete(w.b.wins, w.idx)
+	if len(w.b.wins) == 0 {
+		w.b.wins = nil // a million idle blobs keep no tables
+	}
 	s.nwins--
 	mem := w.mem
 	w.mem = nil

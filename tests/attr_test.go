@@ -41,7 +41,7 @@ func TestChmod(t *testing.T) {
 	// fchmod, and chmod of a directory.
 	fd := openFd(t, p, unix.O_RDONLY, 0)
 	noErr(t, unix.Fchmod(fd, 0o640), "fchmod")
-	unix.Close(fd)
+	closeFd(fd)
 	if st := lstat(t, p); st.Mode != unix.S_IFREG|0o640 {
 		t.Errorf("fchmod: mode %o", st.Mode)
 	}
@@ -103,7 +103,7 @@ func TestChown(t *testing.T) {
 	noErr(t, os.Mkdir(d, 0o755), "mkdir")
 	fd := openFd(t, d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	noErr(t, unix.Fchown(fd, 500, 501), "fchown")
-	unix.Close(fd)
+	closeFd(fd)
 	if st := lstat(t, d); st.Uid != 500 || st.Gid != 501 {
 		t.Errorf("fchown dir: %d:%d", st.Uid, st.Gid)
 	}
@@ -384,7 +384,7 @@ func TestTimestampUpdates(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer unix.Close(fd)
+				defer closeFd(fd)
 				return unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, 8192)
 			},
 			[]check{{"f", "mc"}}},
@@ -394,7 +394,7 @@ func TestTimestampUpdates(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer unix.Close(fd)
+				defer closeFd(fd)
 				return unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE|unix.FALLOC_FL_PUNCH_HOLE, 0, 4096)
 			},
 			[]check{{"f", "mc"}}},
@@ -404,12 +404,12 @@ func TestTimestampUpdates(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer unix.Close(in)
+				defer closeFd(in)
 				out, err := unix.Open(d+"/dst", unix.O_WRONLY, 0)
 				if err != nil {
 					return err
 				}
-				defer unix.Close(out)
+				defer closeFd(out)
 				_, err = unix.CopyFileRange(in, nil, out, nil, 4, 0)
 				return err
 			},
@@ -426,7 +426,7 @@ func TestTimestampUpdates(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				defer unix.Close(fd)
+				defer closeFd(fd)
 				_, err = unix.Write(fd, nil)
 				return err
 			},
@@ -756,15 +756,24 @@ func TestPermissions(t *testing.T) {
 		{uidA, hop("chmod", j("own"), 0o600), "ok"},
 		{uidA, hop("utimes-set", j("own")), "ok"},
 	}
-	for i, s := range steps {
+	// Consecutive steps of one uid run in one helper process.
+	for i := 0; i < len(steps); {
+		k := i
+		var ops []helperOp
+		for ; k < len(steps) && steps[k].uid == steps[i].uid; k++ {
+			ops = append(ops, steps[k].op)
+		}
 		gid := uint32(gidA)
-		if s.uid == uidB {
+		if steps[i].uid == uidB {
 			gid = gidB
 		}
-		res := runAs(t, bin, s.uid, gid, s.op)
-		if res[0] != s.want {
-			t.Errorf("step %d: uid %d %v: %s, want %s", i, s.uid, s.op, res[0], s.want)
+		res := runAs(t, bin, steps[i].uid, gid, ops...)
+		for n, r := range res {
+			if s := steps[i+n]; r != s.want {
+				t.Errorf("step %d: uid %d %v: %s, want %s", i+n, s.uid, s.op, r, s.want)
+			}
 		}
+		i = k
 	}
 	// Root reads everything (CAP_DAC_OVERRIDE).
 	if got := string(readFile(t, j("private", "f"))); got != "x" {

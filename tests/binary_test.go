@@ -693,10 +693,9 @@ func needRootBin(t *testing.T) {
 	}
 }
 
-// binServers returns the pids of running mmapfs processes (this test's
-// binary) whose command line mentions mnt.
-func binServers(t *testing.T, mnt string) []int {
-	bin := binBuild(t)
+// binServers returns the pids of running mmapfs processes (the program
+// bin) whose command line mentions mnt.
+func binServers(bin, mnt string) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -749,12 +748,19 @@ func TestBinaryMountHelper(t *testing.T) {
 			}
 			mnt := binMountpoint(t)
 			memdir := binMemDir(t)
-			t.Cleanup(func() {
-				binForceUnmount(t, mnt)
-				for _, pid := range binServers(t, mnt) {
+			killServers := func() {
+				for _, pid := range binServers(bin, mnt) {
 					_ = unix.Kill(pid, unix.SIGKILL)
 				}
+			}
+			t.Cleanup(func() {
+				binForceUnmount(t, mnt)
+				killServers()
 			})
+			// The server is not our child: should it hang, this kills it,
+			// which fails whatever this test is blocked on in the mount.
+			watchdog := time.AfterFunc(binRunTimeout, killServers)
+			defer watchdog.Stop()
 			opts := "rw,size=32m,noatime,nofail,_netdev,auto,user,x-systemd.automount,memdir=" + memdir
 			argv := c.cmd(mnt, opts)
 			env := append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
@@ -771,7 +777,7 @@ func TestBinaryMountHelper(t *testing.T) {
 			if !strings.Contains(","+m.options+",", ",noatime,") {
 				t.Errorf("mount options %q lack noatime", m.options)
 			}
-			servers := binServers(t, mnt)
+			servers := binServers(bin, mnt)
 			if len(servers) != 1 {
 				t.Fatalf("servers in the background: %v, want one", servers)
 			}
@@ -781,7 +787,7 @@ func TestBinaryMountHelper(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(binExitTimeout)
-			for len(binServers(t, mnt)) > 0 {
+			for len(binServers(bin, mnt)) > 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("the background server did not exit after umount")
 				}

@@ -369,7 +369,7 @@ func TestConcurrentSameFile(t *testing.T) {
 				t.Errorf("open: %v", err)
 				return
 			}
-			defer unix.Close(fd)
+			defer closeFd(fd)
 			buf := make([]byte, chunk)
 			got := make([]byte, chunk)
 			for r := 0; r < rounds; r++ {
@@ -400,7 +400,7 @@ func TestConcurrentSameFile(t *testing.T) {
 				t.Errorf("open: %v", err)
 				return
 			}
-			defer unix.Close(fd)
+			defer closeFd(fd)
 			rec := []byte(fmt.Sprintf("<%02d:%s>", g, strings.Repeat(string(rune('a'+g)), 50)))
 			for i := 0; i < appends; i++ {
 				if n, err := unix.Write(fd, rec); n != len(rec) || err != nil {

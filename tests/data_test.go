@@ -21,7 +21,7 @@ func TestSparseFile(t *testing.T) {
 	mnt, _, _ := mountFS(t)
 	p := filepath.Join(mnt, "sparse")
 	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 
 	pwriteAll(t, fd, []byte("head"), 0)
 	const far = 1<<20 + 100
@@ -93,7 +93,7 @@ func TestSeekDataHole(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t)
 	fd := openFd(t, filepath.Join(mnt, "f"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 
 	// Layout: data in page 0 (10 bytes), holes in pages 1-2, data in pages
 	// 3-4 (written across their boundary), hole in pages 5-6, data in page 7
@@ -134,7 +134,7 @@ func TestSeekDataHole(t *testing.T) {
 
 	// A file that is all hole: no data at all, the hole starts at 0.
 	fd2 := openFd(t, filepath.Join(mnt, "empty-sparse"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd2)
+	defer closeFd(fd2)
 	noErr(t, unix.Ftruncate(fd2, 1<<20), "ftruncate")
 	seekExpect(t, fd2, 0, unix.SEEK_DATA, 0, unix.ENXIO)
 	seekExpect(t, fd2, 0, unix.SEEK_HOLE, 0, nil)
@@ -142,7 +142,7 @@ func TestSeekDataHole(t *testing.T) {
 
 	// An empty file: ENXIO for both.
 	fd3 := openFd(t, filepath.Join(mnt, "empty"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd3)
+	defer closeFd(fd3)
 	seekExpect(t, fd3, 0, unix.SEEK_DATA, 0, unix.ENXIO)
 	seekExpect(t, fd3, 0, unix.SEEK_HOLE, 0, unix.ENXIO)
 
@@ -160,7 +160,7 @@ func TestFallocate(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t)
 	fd := openFd(t, filepath.Join(mnt, "f"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 
 	// Mode 0 on an empty file: size grows, 4 pages allocated, reads zeros.
 	noErr(t, unix.Fallocate(fd, 0, 0, 3*page+1), "fallocate 0")
@@ -232,8 +232,18 @@ func TestFallocate(t *testing.T) {
 
 	// Refused modes, as on tmpfs.
 	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE, 0, page), unix.EOPNOTSUPP, "PUNCH_HOLE without KEEP_SIZE")
-	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, 0, page), unix.EOPNOTSUPP, "ZERO_RANGE (tmpfs does not support it)")
-	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, 0, page), unix.EOPNOTSUPP, "ZERO_RANGE|KEEP_SIZE (tmpfs does not support it)")
+	if tmpfsMode {
+		// tmpfs has no ZERO_RANGE; mmapfs has it (DESIGN.md "Semantics").
+		wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, 0, page), unix.EOPNOTSUPP, "ZERO_RANGE on tmpfs")
+	} else {
+		noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, 100, 200), "ZERO_RANGE|KEEP_SIZE")
+		noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, page+7, 300), "ZERO_RANGE")
+		copy(data[100:300], make([]byte, 200))
+		copy(data[page+7:page+307], make([]byte, 300))
+		if st := fstat(t, fd); st.Size != 10*page {
+			t.Errorf("ZERO_RANGE inside the file: size %d, want %d", st.Size, 10*page)
+		}
+	}
 	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_COLLAPSE_RANGE, 0, page), unix.EOPNOTSUPP, "COLLAPSE_RANGE")
 	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_INSERT_RANGE, 0, page), unix.EOPNOTSUPP, "INSERT_RANGE")
 	// Bad arguments.
@@ -247,7 +257,7 @@ func TestFallocate(t *testing.T) {
 	}
 	// fallocate on a read-only descriptor.
 	rfd := openFd(t, filepath.Join(mnt, "f"), unix.O_RDONLY, 0)
-	defer unix.Close(rfd)
+	defer closeFd(rfd)
 	wantErrno(t, unix.Fallocate(rfd, 0, 0, page), unix.EBADF, "fallocate on O_RDONLY fd")
 }
 
@@ -269,7 +279,7 @@ func TestPunchHoleThenRewrite(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t)
 	fd := openFd(t, filepath.Join(mnt, "f"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	const n = 64 * page
 	data := pattern(n, 3)
 	pwriteAll(t, fd, data, 0)
@@ -307,9 +317,9 @@ func TestCopyFileRange(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t)
 	src := openFd(t, filepath.Join(mnt, "src"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(src)
+	defer closeFd(src)
 	dst := openFd(t, filepath.Join(mnt, "dst"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(dst)
+	defer closeFd(dst)
 
 	// src: 3 pages data, 5 pages hole, 2 pages + 123 bytes data.
 	const srcSize = 10*page + 123
@@ -357,7 +367,7 @@ func TestCopyFileRange(t *testing.T) {
 	// Asking for more than there is stops at the source's EOF.
 	roff, woff := int64(srcSize-100), int64(0)
 	dst2 := openFd(t, filepath.Join(mnt, "dst2"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(dst2)
+	defer closeFd(dst2)
 	n, err := unix.CopyFileRange(src, &roff, dst2, &woff, 1000, 0)
 	if err != nil || n != 100 {
 		t.Errorf("copy across source EOF: n=%d err=%v, want 100", n, errString(err))
@@ -395,7 +405,7 @@ func TestCopyFileRange(t *testing.T) {
 	_, err = unix.Seek(src, 5, io.SeekStart)
 	noErr(t, err, "seek")
 	dst3 := openFd(t, filepath.Join(mnt, "dst3"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(dst3)
+	defer closeFd(dst3)
 	n, err = unix.CopyFileRange(src, nil, dst3, nil, 50, 0)
 	if err != nil || n != 50 {
 		t.Errorf("copy with file offsets: n=%d err=%v", n, errString(err))
@@ -426,12 +436,12 @@ func TestCopyFileRange(t *testing.T) {
 	}
 	// Directories and bad descriptors.
 	dfd := openFd(t, mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	defer unix.Close(dfd)
+	defer closeFd(dfd)
 	roff, woff = 0, 0
 	_, err = unix.CopyFileRange(dfd, &roff, dst, &woff, 10, 0)
 	wantErrno(t, err, unix.EISDIR, "copy_file_range from a directory")
 	rdonly := openFd(t, filepath.Join(mnt, "dst"), unix.O_RDONLY, 0)
-	defer unix.Close(rdonly)
+	defer closeFd(rdonly)
 	roff, woff = 0, 0
 	_, err = unix.CopyFileRange(src, &roff, rdonly, &woff, 10, 0)
 	wantErrno(t, err, unix.EBADF, "copy_file_range to an O_RDONLY fd")
@@ -461,7 +471,7 @@ func TestTruncate(t *testing.T) {
 		} else {
 			fd := openFd(t, p, unix.O_WRONLY, 0)
 			noErr(t, unix.Ftruncate(fd, c.size), "ftruncate to %d", c.size)
-			unix.Close(fd)
+			closeFd(fd)
 		}
 		if int64(len(data)) > c.size {
 			data = data[:c.size]
@@ -479,7 +489,7 @@ func TestTruncate(t *testing.T) {
 	writeFile(t, p, pattern(2*page, 4))
 	noErr(t, unix.Truncate(p, 10), "truncate")
 	fd := openFd(t, p, unix.O_RDWR, 0)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	pwriteAll(t, fd, []byte("Z"), 3*page)
 	got := make([]byte, 3*page+1)
 	preadFull(t, fd, got, 0)
@@ -495,7 +505,7 @@ func TestTruncate(t *testing.T) {
 	wantErrno(t, unix.Truncate(mnt, 0), unix.EISDIR, "truncate a directory")
 	wantErrno(t, unix.Truncate(filepath.Join(mnt, "missing"), 0), unix.ENOENT, "truncate a missing file")
 	rfd := openFd(t, p, unix.O_RDONLY, 0)
-	defer unix.Close(rfd)
+	defer closeFd(rfd)
 	wantErrno(t, unix.Ftruncate(rfd, 0), unix.EINVAL, "ftruncate an O_RDONLY fd")
 }
 
@@ -508,7 +518,7 @@ func TestOpenFlags(t *testing.T) {
 	t.Run("Append", func(t *testing.T) {
 		writeFile(t, p, []byte("start"))
 		fd := openFd(t, p, unix.O_WRONLY|unix.O_APPEND, 0)
-		defer unix.Close(fd)
+		defer closeFd(fd)
 		_, err := unix.Write(fd, []byte("-a"))
 		noErr(t, err, "write")
 		_, err = unix.Seek(fd, 0, io.SeekStart)
@@ -521,7 +531,7 @@ func TestOpenFlags(t *testing.T) {
 		// Another descriptor extends the file: appends still go to the end.
 		other := openFd(t, p, unix.O_WRONLY, 0)
 		pwriteAll(t, other, []byte("-OTHER"), 11)
-		unix.Close(other)
+		closeFd(other)
 		_, err = unix.Write(fd, []byte("-d"))
 		noErr(t, err, "write after other writer")
 		if cur, _ := unix.Seek(fd, 0, io.SeekCurrent); cur != 19 {
@@ -534,9 +544,9 @@ func TestOpenFlags(t *testing.T) {
 	t.Run("AppendTwoDescriptors", func(t *testing.T) {
 		noErr(t, os.WriteFile(p, nil, 0o644), "create")
 		a := openFd(t, p, unix.O_WRONLY|unix.O_APPEND, 0)
-		defer unix.Close(a)
+		defer closeFd(a)
 		b := openFd(t, p, unix.O_WRONLY|unix.O_APPEND, 0)
-		defer unix.Close(b)
+		defer closeFd(b)
 		var want []byte
 		for i := 0; i < 50; i++ {
 			fd, s := a, []byte("aaaa")
@@ -561,14 +571,14 @@ func TestOpenFlags(t *testing.T) {
 		pwriteAll(t, fd, []byte("x"), 2*page)
 		b := make([]byte, 2*page+1)
 		preadFull(t, fd, b, 0)
-		unix.Close(fd)
+		closeFd(fd)
 		if !isZero(b[:2*page]) || b[2*page] != 'x' {
 			t.Errorf("old data visible after O_TRUNC")
 		}
 		// O_TRUNC with O_RDONLY truncates too on Linux.
 		fd = openFd(t, p, unix.O_RDONLY|unix.O_TRUNC, 0)
 		st = fstat(t, fd)
-		unix.Close(fd)
+		closeFd(fd)
 		if st.Size != 0 {
 			t.Errorf("O_RDONLY|O_TRUNC: size %d, want 0 (Linux truncates)", st.Size)
 		}
@@ -576,7 +586,7 @@ func TestOpenFlags(t *testing.T) {
 	t.Run("Excl", func(t *testing.T) {
 		q := filepath.Join(mnt, "excl")
 		fd := openFd(t, q, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, 0o600)
-		unix.Close(fd)
+		closeFd(fd)
 		_, err := unix.Open(q, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, 0o600)
 		wantErrno(t, err, unix.EEXIST, "O_CREAT|O_EXCL on an existing file")
 		// Also on a dangling symlink: O_EXCL does not follow it.
@@ -590,7 +600,7 @@ func TestOpenFlags(t *testing.T) {
 		// Without O_EXCL, O_CREAT through a dangling symlink creates its target.
 		fd, err = unix.Open(l, unix.O_CREAT|unix.O_WRONLY, 0o600)
 		noErr(t, err, "O_CREAT through a dangling symlink")
-		unix.Close(fd)
+		closeFd(fd)
 		if _, err := os.Lstat(filepath.Join(mnt, "nowhere")); err != nil {
 			t.Errorf("target of the symlink not created: %v", err)
 		}
@@ -613,13 +623,13 @@ func TestOpenFlags(t *testing.T) {
 		wantErrno(t, err, unix.ELOOP, "O_NOFOLLOW on a symlink")
 		fd, err := unix.Open(l, unix.O_PATH|unix.O_NOFOLLOW, 0)
 		noErr(t, err, "O_PATH|O_NOFOLLOW on a symlink")
-		unix.Close(fd)
+		closeFd(fd)
 		// The mode given to O_CREAT is filtered by the umask.
 		old := unix.Umask(0o022)
 		fd, err = unix.Open(filepath.Join(mnt, "mode"), unix.O_CREAT|unix.O_WRONLY, 0o777)
 		unix.Umask(old)
 		noErr(t, err, "create")
-		unix.Close(fd)
+		closeFd(fd)
 		if st := lstat(t, filepath.Join(mnt, "mode")); st.Mode != unix.S_IFREG|0o755 {
 			t.Errorf("created with 0777 under umask 022: mode %o, want %o", st.Mode, unix.S_IFREG|0o755)
 		}
@@ -627,16 +637,16 @@ func TestOpenFlags(t *testing.T) {
 		rfd := openFd(t, p, unix.O_RDONLY, 0)
 		_, err = unix.Write(rfd, []byte("x"))
 		wantErrno(t, err, unix.EBADF, "write to O_RDONLY fd")
-		unix.Close(rfd)
+		closeFd(rfd)
 		wfd := openFd(t, p, unix.O_WRONLY, 0)
 		_, err = unix.Read(wfd, make([]byte, 1))
 		wantErrno(t, err, unix.EBADF, "read from O_WRONLY fd")
-		unix.Close(wfd)
+		closeFd(wfd)
 		// read on a directory
 		dfd := openFd(t, mnt, unix.O_RDONLY, 0)
 		_, err = unix.Read(dfd, make([]byte, 10))
 		wantErrno(t, err, unix.EISDIR, "read a directory")
-		unix.Close(dfd)
+		closeFd(dfd)
 	})
 }
 
@@ -647,7 +657,7 @@ func TestTmpfile(t *testing.T) {
 	mnt, _, _ := mountFS(t)
 	fd, err := unix.Open(mnt, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o640)
 	noErr(t, err, "open(O_TMPFILE|O_RDWR)")
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	data := pattern(3*page+5, 2)
 	pwriteAll(t, fd, data, 0)
 	st := fstat(t, fd)
@@ -675,7 +685,7 @@ func TestTmpfile(t *testing.T) {
 	// O_EXCL: linkat is refused.
 	fd2, err := unix.Open(mnt, unix.O_TMPFILE|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	noErr(t, err, "open(O_TMPFILE|O_EXCL)")
-	defer unix.Close(fd2)
+	defer closeFd(fd2)
 	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+itoa(fd2), unix.AT_FDCWD, filepath.Join(mnt, "never"), unix.AT_SYMLINK_FOLLOW)
 	wantErrno(t, err, unix.ENOENT, "linkat of an O_TMPFILE|O_EXCL file")
 
@@ -684,7 +694,7 @@ func TestTmpfile(t *testing.T) {
 	noErr(t, os.Mkdir(sub, 0o755), "mkdir")
 	fd3, err := unix.Open(sub, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	noErr(t, err, "O_TMPFILE in a subdirectory")
-	unix.Close(fd3)
+	closeFd(fd3)
 	_, err = unix.Open(sub, unix.O_TMPFILE|unix.O_RDONLY, 0o600)
 	wantErrno(t, err, unix.EINVAL, "O_TMPFILE|O_RDONLY")
 	// On a file: ENOTDIR.
@@ -723,7 +733,7 @@ func TestSync(t *testing.T) {
 	mnt, _, _ := mountFS(t)
 	p := filepath.Join(mnt, "f")
 	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	pwriteAll(t, fd, pattern(3*page, 1), 0)
 	noErr(t, unix.Fsync(fd), "fsync")
 	noErr(t, unix.Fdatasync(fd), "fdatasync")
@@ -731,16 +741,16 @@ func TestSync(t *testing.T) {
 	noErr(t, unix.Syncfs(fd), "syncfs")
 	rfd := openFd(t, p, unix.O_RDONLY, 0)
 	noErr(t, unix.Fsync(rfd), "fsync of O_RDONLY fd")
-	unix.Close(rfd)
+	closeFd(rfd)
 	dfd := openFd(t, mnt, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	noErr(t, unix.Fsync(dfd), "fsync of a directory")
 	noErr(t, unix.Fdatasync(dfd), "fdatasync of a directory")
-	unix.Close(dfd)
+	closeFd(dfd)
 	// O_SYNC and O_DSYNC writes.
 	for _, fl := range []int{unix.O_SYNC, unix.O_DSYNC} {
 		sfd := openFd(t, p, unix.O_WRONLY|fl, 0)
 		pwriteAll(t, sfd, []byte("sync"), 10)
-		unix.Close(sfd)
+		closeFd(sfd)
 	}
 	if got := readFile(t, p); string(got[10:14]) != "sync" {
 		t.Errorf("O_SYNC write lost: %q", got[10:14])
@@ -820,7 +830,7 @@ func TestHugeOffsets(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t)
 	fd := openFd(t, filepath.Join(mnt, "huge"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	const off = 1 << 40
 	pwriteAll(t, fd, []byte("far away"), off)
 	st := fstat(t, fd)
@@ -859,7 +869,7 @@ func TestHugeOffsets(t *testing.T) {
 	afd := openFd(t, filepath.Join(mnt, "huge"), unix.O_WRONLY|unix.O_APPEND, 0)
 	_, err = unix.Write(afd, []byte("x"))
 	wantErrno(t, err, unix.EFBIG, "append to a file of size MaxInt64")
-	unix.Close(afd)
+	closeFd(afd)
 	wantErrno(t, unix.Fallocate(fd, 0, math.MaxInt64-page, 2*page), unix.EFBIG, "fallocate past MaxInt64")
 	// ftruncate to the maximum works; seeking there too.
 	fd2 := openFd(t, filepath.Join(mnt, "max"), unix.O_CREAT|unix.O_RDWR, 0o644)
@@ -868,6 +878,6 @@ func TestHugeOffsets(t *testing.T) {
 		t.Errorf("read at 1 PiB of a maximal sparse file: n=%d err=%v", n, err)
 	}
 	// Removing the huge files frees nothing that was not allocated.
-	unix.Close(fd2)
+	closeFd(fd2)
 	noErr(t, unix.Unlink(filepath.Join(mnt, "max")), "unlink")
 }

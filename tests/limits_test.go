@@ -38,7 +38,7 @@ func TestStatfs(t *testing.T) {
 	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644)
 	defer func() {
 		if fd >= 0 {
-			unix.Close(fd)
+			closeFd(fd)
 		}
 	}()
 	if s2 := statfs(t, mnt); s2.Ffree != inodes-2 {
@@ -65,7 +65,7 @@ func TestStatfs(t *testing.T) {
 	}
 	// Unlink: everything comes back after the close.
 	noErr(t, unix.Unlink(p), "unlink")
-	unix.Close(fd)
+	closeFd(fd)
 	fd = -1
 	noErr(t, unix.Rmdir(filepath.Join(mnt, "d")), "rmdir")
 	noErr(t, unix.Unlink(filepath.Join(mnt, "l")), "unlink")
@@ -81,7 +81,7 @@ func TestStatfs(t *testing.T) {
 	dfd := openFd(t, mnt, unix.O_RDONLY, 0)
 	var fs unix.Statfs_t
 	noErr(t, unix.Fstatfs(dfd, &fs), "fstatfs")
-	unix.Close(dfd)
+	closeFd(dfd)
 	if fs.Blocks != s.Blocks || fs.Files != s.Files {
 		t.Errorf("fstatfs disagrees with statfs")
 	}
@@ -100,7 +100,7 @@ func TestENOSPCData(t *testing.T) {
 
 	b := filepath.Join(mnt, "b")
 	fd := openFd(t, b, unix.O_CREAT|unix.O_WRONLY, 0o644)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	chunk := pattern(192<<10, 3) // does not divide the free space
 	var acked []byte
 	var lastErr error
@@ -148,7 +148,7 @@ func TestENOSPCData(t *testing.T) {
 	if s := fstat(t, cfd); s.Size > int64(len(chunk)) {
 		t.Errorf("failed fallocate left size %d", s.Size)
 	}
-	unix.Close(cfd)
+	closeFd(cfd)
 	// Overwriting allocated pages needs no space.
 	over := bytes.Repeat([]byte{0x5a}, 8192)
 	pwriteAll(t, fd, over, 4096)
@@ -203,7 +203,7 @@ func TestENOSPCInodes(t *testing.T) {
 		if err != nil {
 			break
 		}
-		unix.Close(fd)
+		closeFd(fd)
 		created++
 	}
 	wantErrno(t, err, unix.ENOSPC, "create past inodes=")

@@ -59,15 +59,16 @@ func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.
 
 // testMount is one mounted filesystem under test.
 type testMount struct {
-	dir   string            // the mountpoint
-	m     *fs.Mounted       // nil in tmpfs mode
-	st    *mapstore.Store   // nil in tmpfs mode
-	tmpfs bool              // a real tmpfs was mounted on dir (tmpfs mode)
-	cfg   mountConfig       //
-	wd    *watchdog         //
-	log   *testLogSink      //
-	mu    sync.Mutex        //
-	gone  bool              // aborted by the watchdog
+	dir   string          // the mountpoint
+	m     *fs.Mounted     // nil in tmpfs mode
+	st    *mapstore.Store // nil in tmpfs mode
+	tmpfs bool            // a real tmpfs was mounted on dir (tmpfs mode)
+	dev   uint64          // st_dev of the mount (FUSE: the connection)
+	cfg   mountConfig     //
+	wd    *watchdog       //
+	log   *testLogSink    //
+	mu    sync.Mutex      //
+	gone  bool            // aborted by the watchdog
 }
 
 // mountFS mounts a fresh, empty filesystem for t and returns its
@@ -156,6 +157,10 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		t.Fatalf("fs.Mount: %v", err)
 	}
 	tm.m = m
+	var st0 unix.Stat_t
+	if err := unix.Stat(mnt, &st0); err == nil {
+		tm.dev = st0.Dev
+	}
 	t.Cleanup(func() { tm.unmount(t) })
 	return tm
 }
@@ -230,6 +235,7 @@ func (tm *testMount) unmount(t testing.TB) {
 		}
 		if err != nil && isMountpoint(tm.dir) {
 			t.Errorf("unmount %s: %v; forcing a lazy unmount", tm.dir, err)
+			abortConn(tm.dev)
 			forceUnmount(tm.dir)
 		}
 	}
@@ -239,6 +245,7 @@ func (tm *testMount) unmount(t testing.TB) {
 	case <-waited:
 	case <-time.After(20 * time.Second):
 		t.Errorf("server of %s did not stop within 20s of the unmount", tm.dir)
+		abortConn(tm.dev)
 		forceUnmount(tm.dir)
 		return // the store may still be in use; do not close it under the server
 	}
@@ -257,6 +264,7 @@ func (tm *testMount) abort() {
 	tm.mu.Lock()
 	tm.gone = true
 	tm.mu.Unlock()
+	abortConn(tm.dev)
 	forceUnmount(tm.dir)
 }
 
@@ -265,6 +273,16 @@ func forceUnmount(dir string) {
 	if err := unix.Unmount(dir, unix.MNT_FORCE|unix.MNT_DETACH); err != nil {
 		exec.Command("fusermount3", "-u", "-z", dir).Run()
 	}
+}
+
+// abortConn aborts the FUSE connection dev through fusectl, if mounted: that
+// ends requests even of a mount already detached.
+func abortConn(dev uint64) {
+	if dev == 0 {
+		return
+	}
+	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(dev))
+	os.WriteFile(p, []byte("1"), 0)
 }
 
 // isMountpoint reports whether dir is a mountpoint listed in /proc/self/mounts.
@@ -300,13 +318,18 @@ func startWatchdog(t testing.TB, d time.Duration, onTimeout func()) *watchdog {
 		if w.stopped {
 			return
 		}
-		var buf bytes.Buffer
-		pprof.Lookup("goroutine").WriteTo(&buf, 2)
-		fmt.Fprintf(os.Stderr, "=== %s timed out after %v; goroutines:\n%s\n", name, d, buf.Bytes())
-		t.Errorf("test timed out after %v: aborting the mount (goroutines dumped on stderr)", d)
+		// Abort first: the goroutine dump stops the world, which waits
+		// for every thread, including one stuck in a page fault on a
+		// mapping that only an answer from the mount would end.
 		if onTimeout != nil {
 			onTimeout()
 		}
+		t.Errorf("test timed out after %v: mount aborted (goroutines dumped on stderr)", d)
+		go func() {
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 2)
+			fmt.Fprintf(os.Stderr, "=== %s timed out after %v; goroutines:\n%s\n", name, d, buf.Bytes())
+		}()
 	})
 	return w
 }
@@ -416,14 +439,41 @@ func statfs(t testing.TB, path string) unix.Statfs_t {
 	return st
 }
 
-// openFd opens path with unix.Open, failing t on error; the fd is closed at
-// cleanup unless closed before (double close of a reused number is avoided by
-// closeFd).
+// openFds maps descriptors opened by openFd, and not closed by closeFd yet,
+// to a token of that opening.
+var (
+	openFdsMu sync.Mutex
+	openFds   = map[int]*int{}
+)
+
+// openFd opens path with unix.Open, failing t on error. A descriptor still
+// open when the test ends is closed before the unmount, so that a test that
+// fails half-way leaves no busy mount. Close it only with closeFd.
 func openFd(t testing.TB, path string, flags int, mode uint32) int {
 	t.Helper()
 	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, mode)
 	noErr(t, err, "open %s", path)
+	token := new(int)
+	openFdsMu.Lock()
+	openFds[fd] = token
+	openFdsMu.Unlock()
+	t.Cleanup(func() {
+		openFdsMu.Lock()
+		defer openFdsMu.Unlock()
+		if openFds[fd] == token {
+			delete(openFds, fd)
+			unix.Close(fd)
+		}
+	})
 	return fd
+}
+
+// closeFd closes fd (from openFd or not).
+func closeFd(fd int) error {
+	openFdsMu.Lock()
+	defer openFdsMu.Unlock()
+	delete(openFds, fd)
+	return unix.Close(fd)
 }
 
 // writeFile writes data to path (created 0644), failing t on error.

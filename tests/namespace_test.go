@@ -58,7 +58,7 @@ func getdents(t testing.TB, fd, bufSize int) []dirent {
 func readAllDirents(t testing.TB, dir string) []dirent {
 	t.Helper()
 	fd := openFd(t, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	var all []dirent
 	for {
 		d := getdents(t, fd, 4096)
@@ -96,7 +96,7 @@ func TestRename(t *testing.T) {
 	// replaced file still reads its data.
 	writeFile(t, j("victim"), []byte("VICTIM"))
 	vfd := openFd(t, j("victim"), unix.O_RDONLY, 0)
-	defer unix.Close(vfd)
+	defer closeFd(vfd)
 	noErr(t, unix.Rename(j("d1", "c"), j("victim")), "rename over a file")
 	if got := string(readFile(t, j("victim"))); got != "A" {
 		t.Errorf("after replacing rename: %q", got)
@@ -274,7 +274,7 @@ func TestRmdirUnlink(t *testing.T) {
 	// A removed directory that is still open: cwd-like use fails cleanly.
 	noErr(t, os.Mkdir(j("gone"), 0o755), "mkdir")
 	dfd := openFd(t, j("gone"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	defer unix.Close(dfd)
+	defer closeFd(dfd)
 	noErr(t, unix.Rmdir(j("gone")), "rmdir open dir")
 	if st := fstat(t, dfd); st.Nlink != 0 {
 		t.Errorf("removed dir: nlink %d, want 0", st.Nlink)
@@ -346,7 +346,7 @@ func TestHardLinks(t *testing.T) {
 	}
 	// unlink of the last name while open: fstat shows 0 links.
 	fd := openFd(t, j("top", "file"), unix.O_RDONLY, 0)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	noErr(t, unix.Unlink(j("top", "file")), "unlink")
 	if n := fstat(t, fd).Nlink; n != 0 {
 		t.Errorf("unlinked open file: nlink %d, want 0", n)
@@ -398,13 +398,13 @@ func TestUnlinkWhileOpen(t *testing.T) {
 		t.Errorf("the unlinked file's fd reads the new file")
 	}
 	noErr(t, unix.Unlink(p), "unlink new")
-	unix.Close(fd)
+	closeFd(fd)
 	if st != nil {
 		if u := st.Stats().Used; u < used0+1<<20 {
 			t.Errorf("store Used %d dropped while a descriptor is still open (was %d)", u, used0)
 		}
 	}
-	unix.Close(fd2)
+	closeFd(fd2)
 	// Space comes back after the last close (the kernel releases the file
 	// asynchronously: allow a moment).
 	if !eventually(5*time.Second, func() bool { return statfs(t, mnt).Bfree == free0 }) {
@@ -431,7 +431,7 @@ func TestReaddirStableOffsets(t *testing.T) {
 		writeFile(t, filepath.Join(dir, name(i)), nil)
 	}
 	fd := openFd(t, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 
 	seen := map[string]int{}
 	removed := map[string]bool{}
@@ -589,7 +589,7 @@ func TestReaddirTypes(t *testing.T) {
 			t.Errorf("%q: d_type %d, want %d", e.name, e.typ, w)
 		}
 		var st unix.Stat_t
-		noErr(t, unix.Lstat(j("d", e.name), &st), "lstat")
+		noErr(t, unix.Lstat(j("d")+"/"+e.name, &st), "lstat")
 		if e.ino != st.Ino {
 			t.Errorf("%q: d_ino %d, st_ino %d", e.name, e.ino, st.Ino)
 		}
@@ -613,6 +613,11 @@ func TestReaddirTypes(t *testing.T) {
 	}
 	if lstat(t, mnt).Ino == lstat(t, j("d")).Ino {
 		t.Errorf("root and d share an inode number")
+	}
+	for _, p := range []string{mnt, j("d"), j("d", "reg")} {
+		if ino := lstat(t, p).Ino; ino == 0 {
+			t.Errorf("%s has inode number 0 (many programs take 0 for no inode)", p)
+		}
 	}
 	// All on one device.
 	if a, b := lstat(t, mnt).Dev, lstat(t, j("d", "reg")).Dev; a != b {

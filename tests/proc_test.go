@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -168,6 +169,8 @@ func runHelperOp(op helperOp) string {
 			return errResult(err)
 		}
 		return fmt.Sprintf("ok:%d:%d:%d:%d", lk.Type, lk.Pid, lk.Start, lk.Len)
+	case "check": // check NAME DIR: one of mmapChecks
+		return runCheck(arg(1), arg(2))
 	case "flock": // flock PATH: non-blocking exclusive flock
 		fd, err := unix.Open(arg(1), unix.O_RDONLY, 0)
 		if err != nil {
@@ -213,28 +216,40 @@ func helperBinary(t testing.TB) string {
 // an errno name such as "EACCES".
 func runAs(t testing.TB, bin string, uid, gid uint32, ops ...helperOp) []string {
 	t.Helper()
+	return runHelperCred(t, bin, &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}, ops...)
+}
+
+// runHelper runs ops in a helper process with the test's own credentials.
+func runHelper(t testing.TB, bin string, ops ...helperOp) []string {
+	t.Helper()
+	return runHelperCred(t, bin, nil, ops...)
+}
+
+func runHelperCred(t testing.TB, bin string, cred *syscall.Credential, ops ...helperOp) []string {
+	t.Helper()
 	spec, _ := json.Marshal(ops)
 	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(spec), "GORACE=atexit_sleep_ms=0")
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}},
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	done := make(chan struct{})
-	var out []byte
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start helper process: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	var err error
-	go func() {
-		out, err = cmd.CombinedOutput()
-		close(done)
-	}()
 	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
+	case err = <-done:
+	case <-time.After(45 * time.Second):
 		cmd.Process.Kill()
-		<-done
-		t.Fatalf("helper process hung: %s", out)
+		t.Fatalf("helper process %v hung for 45s (killed)", ops)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out.String(), "\n") {
 		if rest, ok := strings.CutPrefix(line, "HELPER-RESULT:"); ok {
 			var res []string
 			if err := json.Unmarshal([]byte(rest), &res); err != nil {
@@ -243,7 +258,7 @@ func runAs(t testing.TB, bin string, uid, gid uint32, ops ...helperOp) []string 
 			return res
 		}
 	}
-	t.Fatalf("helper process failed (%v): %s", err, out)
+	t.Fatalf("helper process failed (%v): %s", err, out.String())
 	return nil
 }
 

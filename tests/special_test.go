@@ -217,9 +217,9 @@ func TestLocks(t *testing.T) {
 
 	t.Run("flock", func(t *testing.T) {
 		a := openFd(t, p, unix.O_RDWR, 0)
-		defer unix.Close(a)
+		defer closeFd(a)
 		b := openFd(t, p, unix.O_RDWR, 0)
-		defer unix.Close(b)
+		defer closeFd(b)
 		noErr(t, unix.Flock(a, unix.LOCK_EX|unix.LOCK_NB), "flock EX")
 		wantErrno(t, unix.Flock(b, unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK, "second flock EX on another open file")
 		wantErrno(t, unix.Flock(b, unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK, "flock SH against EX")
@@ -249,9 +249,9 @@ func TestLocks(t *testing.T) {
 	})
 	t.Run("OFD", func(t *testing.T) {
 		a := openFd(t, p, unix.O_RDWR, 0)
-		defer unix.Close(a)
+		defer closeFd(a)
 		b := openFd(t, p, unix.O_RDWR, 0)
-		defer unix.Close(b)
+		defer closeFd(b)
 		lk := func(typ int16, start, n int64) *unix.Flock_t {
 			return &unix.Flock_t{Type: typ, Start: start, Len: n}
 		}
@@ -270,7 +270,7 @@ func TestLocks(t *testing.T) {
 		needRoot(t) // the helper runs as uid 0 here, only to reach the mount
 		bin := helperBinary(t)
 		a := openFd(t, p, unix.O_RDWR, 0)
-		defer unix.Close(a)
+		defer closeFd(a)
 		noErr(t, unix.FcntlFlock(uintptr(a), unix.F_SETLK, &unix.Flock_t{Type: unix.F_WRLCK, Start: 0, Len: 100}), "F_SETLK")
 		res := runAs(t, bin, 0, 0,
 			hop("setlk", p, "w", 50, 10),

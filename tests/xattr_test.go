@@ -151,7 +151,7 @@ func TestXattr(t *testing.T) {
 
 	// Through a descriptor.
 	fd := openFd(t, p, unix.O_RDONLY, 0)
-	defer unix.Close(fd)
+	defer closeFd(fd)
 	noErr(t, unix.Fsetxattr(fd, "user.fd", []byte("viafd"), 0), "fsetxattr")
 	if n, err := unix.Fgetxattr(fd, "user.fd", buf); err != nil || string(buf[:n]) != "viafd" {
 		t.Errorf("fgetxattr: %q %v", buf[:max(n, 0)], err)

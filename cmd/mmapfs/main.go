@@ -44,8 +44,9 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 	}
 	// mount.fuse3 runs `mmapfs SOURCE MOUNTPOINT -o OPTIONS` for
 	// `mount -t fuse.mmapfs` and fstab lines of type fuse.mmapfs.
+	// It puts SOURCE and MOUNTPOINT first; cmdHelper reports bad options.
 	pos, _, err := scanArgs(args)
-	if err == nil && len(pos) == 2 {
+	if (err == nil && len(pos) == 2) || (len(args) >= 2 && !strings.HasPrefix(args[0], "-") && !strings.HasPrefix(args[1], "-")) {
 		return cmdHelper(args, stdout, stderr, ready)
 	}
 	if strings.HasPrefix(args[0], "-") {

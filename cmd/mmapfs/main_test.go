@@ -69,6 +69,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"mount"}, "missing mount point"},
 		{[]string{"mount", "-o", "bogus", "/mnt"}, `unknown mount option "bogus"`},
 		{[]string{"none", "/mnt", "-o", "size=lots"}, "invalid mount option size=lots"},
+		{[]string{"none", "/mnt", "-o", "rw,bogus"}, `unknown mount option "bogus"`},
+		{[]string{"none", "/mnt", "--bogus"}, "unknown option --bogus"},
 	} {
 		code, out, errs := runArgs(c.args...)
 		if code != 2 {

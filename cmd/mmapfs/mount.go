@@ -94,7 +94,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	m, err := fs.Mount(mnt, fs.Config{
 		Store:      store.Store,
 		MaxInodes:  o.Inodes,
-		RootMode:   o.Mode,
+		RootMode:   unix.S_IFDIR | o.Mode, // with the type bit, mode=0 is not "default"
 		RootUID:    o.UID,
 		RootGID:    o.GID,
 		AllowOther: o.AllowOther,

@@ -143,16 +143,18 @@ EXIT STATUS
 
 FILES
     /dev/fuse                     the FUSE device
-    /dev/shm/mmapfs-XXXX/         the memory store of one mount (0700),
+    /dev/shm/mmapfs-NNNN/         the memory store of one mount (0700),
                                   removed at unmount
     /etc/fuse.conf                user_allow_other, mount_max
     /sys/fs/fuse/connections/     used to abort a connection on a second
                                   signal, if mounted
 
 NOTES
-    Nothing persists: the memory store is removed at unmount and lost if
-    the server is killed; a killed server leaves a dead mount point
-    ("Transport endpoint is not connected") until fusermount3 -u -z.
+    Nothing persists: the memory store is removed at unmount. A killed
+    server cannot remove it; the next mmapfs started on the same memory
+    directory does (each server holds a lock on its own store). A killed
+    server also leaves a dead mount point ("Transport endpoint is not
+    connected") until fusermount3 -u -z.
     File data counts against the tmpfs under the store (and so against
     RAM and swap), not against the server's heap. The store never lets a
     full tmpfs kill the server: writes fail with ENOSPC instead.
