@@ -86,8 +86,15 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// MS_RELATIME keeps the value non-zero, which go-fuse reads as "use
 	// nosuid,nodev".
 	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
-	server, err := gofs.Mount(mountpoint, root, opts)
+	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
+	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(root, opts)}
+	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return &Mounted{Server: server, Root: root}, nil

@@ -142,6 +142,15 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	now := time.Now()
 	n.mu.Lock()
 	changed := false
+	// The kernel asks to drop privileges with FATTR_KILL_SUIDGID, or,
+	// from its own file_remove_privs and from chown(f, -1, -1), with a
+	// SETATTR that sets nothing at all.
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 || in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
+		// Before the new owner is set: the group rule is about the
+		// group the caller wrote to.
+		n.killPrivLocked(callerOf(ctx))
+		changed = true
+	}
 	if mode, ok := in.GetMode(); ok {
 		n.mode = n.mode&syscall.S_IFMT | mode&07777
 		changed = true
