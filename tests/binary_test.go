@@ -721,7 +721,7 @@ func binServers(bin, mnt string) []int {
 // background once mounted, and accept the generic options fstab lines
 // carry.
 func TestBinaryMountHelper(t *testing.T) {
-	needRootBin(t) // noatime is applied with a bind remount
+	needRootBin(t) // mount(8) forms mount directly
 	bin := binBuild(t)
 	link := filepath.Join(t.TempDir(), "mount.fuse.mmapfs")
 	if err := os.Symlink(bin, link); err != nil {

@@ -100,17 +100,11 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		AllowOther: o.AllowOther,
 		Debug:      o.Debug,
 		FsName:     fsName,
+		MountFlags: o.MountFlags,
 		Logger:     log,
 	})
 	if err != nil {
 		return fail(mountError(o.Mountpoint, err))
-	}
-	if o.MountFlags != 0 {
-		if err := remount(mnt, o.MountFlags); err != nil {
-			detach(mnt, log)
-			m.Wait()
-			return fail(err)
-		}
 	}
 	started := time.Now()
 	inodes := "unlimited"
@@ -254,16 +248,6 @@ func abortConnection(dev uint64, log *zap.Logger) bool {
 		return false
 	}
 	return true
-}
-
-// remount applies per-mount flags (ro, noexec, noatime, ...) with a bind
-// remount. The mount keeps nosuid and nodev.
-func remount(mnt string, flags uintptr) error {
-	err := unix.Mount("none", mnt, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV|flags, "")
-	if err != nil {
-		return fmt.Errorf("mount point %s: cannot apply ro/noexec/noatime options: %s (they need root)", mnt, errnoText(err))
-	}
-	return nil
 }
 
 // mountError turns an error of fs.Mount into one line.

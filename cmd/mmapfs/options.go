@@ -31,8 +31,9 @@ type mountOptions struct {
 	LogFormat  string // "console" or "json"
 	MemDir     string // "" = default (/dev/shm, $XDG_RUNTIME_DIR, os.TempDir())
 
-	// MountFlags are per-mount flags (MS_RDONLY, MS_NOEXEC, ...) applied
-	// after the mount with a bind remount.
+	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
+	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
+	// default is none of them.
 	MountFlags uintptr
 	Foreground bool // -f: accepted; `mmapfs mount` always serves in the foreground
 	Help       bool
@@ -172,28 +173,37 @@ var optDefs = []optDef{
 	{short: "n", set: ignoreOpt},
 	{short: "s", set: ignoreOpt},
 	{short: "v", set: ignoreOpt},
-	// Per-mount flags, applied with a bind remount after mounting.
-	{keys: []string{"ro"}, set: mountFlag(unix.MS_RDONLY)},
-	{keys: []string{"noexec"}, set: mountFlag(unix.MS_NOEXEC)},
-	{keys: []string{"noatime"}, set: mountFlag(unix.MS_NOATIME)},
-	{keys: []string{"nodiratime"}, set: mountFlag(unix.MS_NODIRATIME)},
-	{keys: []string{"strictatime"}, set: mountFlag(unix.MS_STRICTATIME)},
-	// Generic options that are the defaults anyway, or that only mean
-	// something to mount(8), fstab or systemd. A FUSE mount is always
-	// nosuid,nodev, as /dev/shm is ("suid" and "dev" are what mount.fuse3
-	// adds on its own; they are not honoured) and default_permissions is
-	// always on.
-	{keys: []string{"rw", "dev", "nodev", "suid", "nosuid", "exec", "async", "atime",
-		"diratime", "relatime", "auto", "noauto", "user", "nouser", "users", "owner",
+	// Per-mount flags, as mount(8) takes them for tmpfs.
+	{keys: []string{"ro"}, set: mountFlag(unix.MS_RDONLY, true)},
+	{keys: []string{"rw"}, set: mountFlag(unix.MS_RDONLY, false)},
+	{keys: []string{"nosuid"}, set: mountFlag(unix.MS_NOSUID, true)},
+	{keys: []string{"suid"}, set: mountFlag(unix.MS_NOSUID, false)},
+	{keys: []string{"nodev"}, set: mountFlag(unix.MS_NODEV, true)},
+	{keys: []string{"dev"}, set: mountFlag(unix.MS_NODEV, false)},
+	{keys: []string{"noexec"}, set: mountFlag(unix.MS_NOEXEC, true)},
+	{keys: []string{"exec"}, set: mountFlag(unix.MS_NOEXEC, false)},
+	{keys: []string{"noatime"}, set: mountFlag(unix.MS_NOATIME, true)},
+	{keys: []string{"atime"}, set: mountFlag(unix.MS_NOATIME, false)},
+	{keys: []string{"nodiratime"}, set: mountFlag(unix.MS_NODIRATIME, true)},
+	{keys: []string{"diratime"}, set: mountFlag(unix.MS_NODIRATIME, false)},
+	{keys: []string{"strictatime"}, set: mountFlag(unix.MS_STRICTATIME, true)},
+	{keys: []string{"relatime"}, set: mountFlag(unix.MS_STRICTATIME, false)},
+	// Generic options that only mean something to mount(8), fstab or
+	// systemd, or are always on (default_permissions).
+	{keys: []string{"async", "auto", "noauto", "user", "nouser", "users", "owner",
 		"group", "defaults", "_netdev", "nofail", "silent", "loud", "default_permissions"},
 		set: ignoreOpt},
 }
 
 func ignoreOpt(*mountOptions, sysEnv, string) error { return nil }
 
-func mountFlag(flag uintptr) func(*mountOptions, sysEnv, string) error {
+func mountFlag(flag uintptr, on bool) func(*mountOptions, sysEnv, string) error {
 	return func(o *mountOptions, _ sysEnv, _ string) error {
-		o.MountFlags |= flag
+		if on {
+			o.MountFlags |= flag
+		} else {
+			o.MountFlags &^= flag
+		}
 		return nil
 	}
 }

@@ -97,15 +97,16 @@ OPTIONS
 
     -o KEY[=VALUE],...
         Options as mount(8) and fstab pass them: the keys above, and:
-          ro, noexec, noatime, nodiratime, strictatime
-              applied to the mount with a bind remount (needs root);
-          rw, exec, dev, nodev, suid, nosuid, async, atime, diratime,
-          relatime, auto, noauto, user, nouser, users, owner, group,
+          ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime,
+          nodiratime, diratime, strictatime, relatime
+              mount flags, as for tmpfs; the default is rw,suid,dev,exec,
+              relatime. Mounted by a user other than root (through
+              fusermount3) the mount is always nosuid,nodev;
+          async, auto, noauto, user, nouser, users, owner, group,
           defaults, _netdev, nofail, silent, loud, default_permissions,
           x-*, comment=...
-              accepted and ignored: they are the defaults, or mean
-              something only to mount(8), fstab or systemd. A FUSE mount is
-              always nosuid,nodev.
+              accepted and ignored: they mean something only to mount(8),
+              fstab or systemd, or are always on.
         An unknown key or a bad value stops mmapfs with one line on
         standard error and exit status 2.
 
