@@ -252,7 +252,7 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 		return errno
 	}
 	if flags&^(noreplace|exchange) != 0 || flags == noreplace|exchange {
-		// RENAME_WHITEOUT (for overlayfs) is not supported.
+		// RENAME_WHITEOUT is done by wireFS.Rename.
 		return syscall.EINVAL
 	}
 	np, ok := newParent.(*Dir)

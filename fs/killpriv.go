@@ -21,14 +21,7 @@ import (
 // (OPEN_KILL_SUIDGID), truncates and every chown of a non-directory
 // (FATTR_KILL_SUIDGID).
 
-// killPrivFS passes the flags of WRITE and OPEN on to the node, as a
-// SETATTR that carries only FATTR_KILL_SUIDGID: go-fuse does not hand
-// those flags to a node's Write or Open.
-type killPrivFS struct {
-	fuse.RawFileSystem
-}
-
-func (k *killPrivFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
+func (k *wireFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
 	in := fuse.SetAttrIn{}
 	in.InHeader = *h
 	in.Valid = fuse.FATTR_KILL_SUIDGID
@@ -37,7 +30,7 @@ func (k *killPrivFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
 }
 
 // Write implements fuse.RawFileSystem.
-func (k *killPrivFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+func (k *wireFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}
@@ -45,7 +38,7 @@ func (k *killPrivFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte
 }
 
 // Writev implements fuse.RawFileSystem; go-fuse tries it before Write.
-func (k *killPrivFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+func (k *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}
@@ -53,7 +46,7 @@ func (k *killPrivFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]b
 }
 
 // Open implements fuse.RawFileSystem.
-func (k *killPrivFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+func (k *wireFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}

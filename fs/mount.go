@@ -87,7 +87,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// nosuid,nodev".
 	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
 	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
-	raw := &killPrivFS{RawFileSystem: gofs.NewNodeFS(root, opts)}
+	raw := &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)

@@ -90,12 +90,12 @@ func (b *Blob) adoptLocked(size int64) error {
 	// whether there are any.
 	if !s.tmpfs || fi.blocks*512 != b.data.pages*PageSize {
 		for p := int64(0); ; {
-			gs, ge, ok := b.data.nextGap(p, pageUp(min(b.fileSize, maxMappable)))
+			gs, ge, ok := b.data.nextGap(p, pageUp(b.fileSize))
 			if !ok {
 				break
 			}
-			if err := s.sys.Fallocate(fd, fallocPunch, gs<<pageShift, (ge-gs)<<pageShift); err != nil {
-				return fmt.Errorf("mapstore: punch %s: %w", b.name, err)
+			if _, err := b.punchFileLocked(fd, gs, ge); err != nil {
+				return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
 			}
 			p = ge
 		}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"sync"
+
+	"go.uber.org/zap"
 )
 
 // Blob is the data of one file. Its bytes live at the same offsets in its
@@ -35,8 +37,10 @@ type Blob struct {
 	// hasFile is whether the store file exists. Protected by mu.
 	hasFile bool
 	// fileSize is the store file's size: it covers every allocated page,
-	// rounded up to a window (or to Store.mapLimit), so every window that
-	// is mapped lies inside the file. It never shrinks. Protected by mu.
+	// rounded up to a window (or to Store.mapLimit, or Store.fileLimit for
+	// lastPage), so every window that is mapped lies inside the file. It
+	// never shrinks below a mapped window (only freeing lastPage cuts the
+	// file short for a moment). Protected by mu.
 	fileSize int64
 
 	wins map[int64]*window // Protected by Store.mu: mapped windows by index.
@@ -50,8 +54,25 @@ func newBlob(s *Store, id uint64) *Blob {
 	return b
 }
 
-// pageUp returns the number of the page that starts at or after off.
-func pageUp(off int64) int64 { return (off + PageSize - 1) >> pageShift }
+// pageUp returns the number of the page that starts at or after off ≥ 0,
+// without overflow: pageUp(math.MaxInt64) is lastPage+1.
+func pageUp(off int64) int64 {
+	p := off >> pageShift
+	if off&(PageSize-1) != 0 {
+		p++
+	}
+	return p
+}
+
+// pageOff returns the offset of page p ≥ 0, or math.MaxInt64 for a page
+// past lastPage (whose offset 2^63 does not fit): the end of the bytes of
+// pages [0, p).
+func pageOff(p int64) int64 {
+	if p > lastPage {
+		return math.MaxInt64
+	}
+	return p << pageShift
+}
 
 // ID returns the blob's id, which names its store file.
 func (b *Blob) ID() uint64 { return b.id }
@@ -116,7 +137,7 @@ func (b *Blob) readLocked(p []byte, off int64) (int, error) {
 			pos = next
 			continue
 		}
-		next := min(end, b.data.nextOut(pg)<<pageShift)
+		next := min(end, pageOff(b.data.nextOut(pg)))
 		if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil {
 			return int(pos - off), err
 		}
@@ -132,6 +153,10 @@ func (b *Blob) copyOutLocked(p []byte, off int64) error {
 	s := b.s
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
+		if pos >= s.mapLimit {
+			_, err := b.tailIOLocked(p[done:], pos, false)
+			return err
+		}
 		idx := pos >> s.winShift
 		w, err := s.pinWindow(b, idx)
 		if err != nil {
@@ -204,6 +229,13 @@ func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 	s := b.s
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
+		if pos >= s.mapLimit {
+			n, err := b.tailIOLocked(p[done:], pos, true)
+			if n > 0 {
+				b.markDataLocked(pos, pos+int64(n))
+			}
+			return done + n, err
+		}
 		idx := pos >> s.winShift
 		w, err := s.pinWindow(b, idx)
 		if err != nil {
@@ -229,6 +261,48 @@ func (b *Blob) markDataLocked(off, end int64) {
 	if ps, pe := off>>pageShift, pageUp(end); !b.data.covers(ps, pe) {
 		b.data.add(ps, pe)
 	}
+}
+
+// zeroPage is a page of zeros for pwrite; nothing writes to it.
+var zeroPage [PageSize]byte
+
+// tailIOLocked reads the bytes at off into p, or with write writes p there,
+// with pread or pwrite on the store file, and returns the bytes done. They
+// lie at or past mapLimit, in lastPage, which no mapping can reach.
+//
+// Preconditions: b.mu is held, for writing if write; the pages are
+// allocated, and data for a read.
+func (b *Blob) tailIOLocked(p []byte, off int64, write bool) (int, error) {
+	s := b.s
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
+		return 0, err
+	}
+	defer s.releaseFD(b)
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		var n int
+		op := "pread"
+		if write {
+			op = "pwrite"
+			n, err = s.sys.Pwrite(fd, p[done:], pos)
+		} else {
+			n, err = s.sys.Pread(fd, p[done:], pos)
+		}
+		switch {
+		case isEINTR(err):
+			continue
+		case isENOSPC(err):
+			return done, fmt.Errorf("%w: %s %s at %d: %w", errNoSpace, op, b.name, pos, err)
+		case err != nil:
+			return done, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name, pos, err)
+		case n <= 0:
+			return done, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name, pos, io.ErrUnexpectedEOF)
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // allocLocked allocates the pages of [ps, pe) that are not allocated yet,
@@ -270,29 +344,84 @@ func (b *Blob) fallocateLocked(ps, pe int64) (kept int64, err error) {
 		return 0, err
 	}
 	defer s.releaseFD(b)
-	if target := s.fileTarget(pe << pageShift); b.fileSize < target {
-		if err := s.sys.Ftruncate(fd, target); err != nil {
-			return 0, fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
-		}
-		b.fileSize = target
+	if err := b.growFileLocked(fd, pe); err != nil {
+		return 0, err
 	}
 	for p := ps; ; {
 		gs, ge, ok := b.alloc.nextGap(p, pe)
 		if !ok {
 			break
 		}
-		if err := s.sys.Fallocate(fd, fallocAlloc, gs<<pageShift, (ge-gs)<<pageShift); err != nil {
-			if isENOSPC(err) {
-				err = fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, gs<<pageShift, ge<<pageShift, err)
-			} else {
-				err = fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, gs<<pageShift, ge<<pageShift, err)
-			}
+		if err := b.fallocFileLocked(fd, gs, ge); err != nil {
 			return b.unallocateLocked(fd, ps, gs), err
 		}
 		p = ge
 	}
 	b.alloc.add(ps, pe)
 	return 0, nil
+}
+
+// growFileLocked grows the store file to cover the pages below pe.
+//
+// Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+func (b *Blob) growFileLocked(fd int, pe int64) error {
+	s := b.s
+	if target := s.fileTarget(pageOff(pe)); b.fileSize < target {
+		if err := s.sys.Ftruncate(fd, target); err != nil {
+			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
+		}
+		b.fileSize = target
+	}
+	return nil
+}
+
+// fallocFileLocked allocates the pages [ps, pe) in the store file, which
+// covers them. The range of lastPage ends at math.MaxInt64, not 2^63, which
+// fallocate would refuse (EFBIG).
+//
+// Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+func (b *Blob) fallocFileLocked(fd int, ps, pe int64) error {
+	off, end := pageOff(ps), pageOff(pe)
+	if err := b.s.sys.Fallocate(fd, fallocAlloc, off, end-off); err != nil {
+		if isENOSPC(err) {
+			return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, off, end, err)
+		}
+		return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, end, err)
+	}
+	return nil
+}
+
+// punchFileLocked frees the pages [ps, pe) of the store file and returns
+// q such that [ps, q) is free: pe, or less with an error. fallocate cannot
+// free lastPage (a punch reaching 2^63 is EFBIG, and one ending at
+// math.MaxInt64 only zeroes the partial page), so that page is freed by
+// cutting the file short at its start and growing it back. No window
+// reaches into lastPage, so no mapping notices.
+//
+// Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
+	s := b.s
+	q := min(pe, lastPage)
+	if ps < q {
+		off, end := ps<<pageShift, q<<pageShift
+		if err := s.sys.Fallocate(fd, fallocPunch, off, end-off); err != nil {
+			return ps, fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, off, end, err)
+		}
+	}
+	if pe <= lastPage || b.fileSize <= maxMappable {
+		return pe, nil
+	}
+	if err := s.sys.Ftruncate(fd, maxMappable); err != nil {
+		return max(ps, q), fmt.Errorf("mapstore: punch %s [%d, %d): cut store file: %w", b.name, int64(maxMappable), int64(math.MaxInt64), err)
+	}
+	if err := s.sys.Ftruncate(fd, b.fileSize); err != nil {
+		// The page is free all the same. The file stays short (no window
+		// reaches past it) and grows again when the page is allocated.
+		s.log.Warn("growing a store file back after freeing its last page",
+			zap.String("file", b.name), zap.Error(err))
+		b.fileSize = maxMappable
+	}
+	return pe, nil
 }
 
 // unallocateLocked punches the pages of [ps, pe) missing from b.alloc, which
@@ -307,8 +436,8 @@ func (b *Blob) unallocateLocked(fd int, ps, pe int64) int64 {
 		if !ok {
 			return kept
 		}
-		if b.s.sys.Fallocate(fd, fallocPunch, gs<<pageShift, (ge-gs)<<pageShift) != nil {
-			kept += b.alloc.add(gs, ge)
+		if q, err := b.punchFileLocked(fd, gs, ge); err != nil {
+			kept += b.alloc.add(q, ge)
 		}
 		p = ge
 	}
@@ -330,12 +459,10 @@ func (b *Blob) freePagesLocked(ps, pe int64) error {
 		return err
 	}
 	defer s.releaseFD(b)
-	if err := s.sys.Fallocate(fd, fallocPunch, first<<pageShift, (last-first)<<pageShift); err != nil {
-		return fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, first<<pageShift, last<<pageShift, err)
-	}
-	b.data.remove(first, last)
-	s.unreserve(b.alloc.remove(first, last))
-	return nil
+	q, err := b.punchFileLocked(fd, first, last)
+	b.data.remove(first, q)
+	s.unreserve(b.alloc.remove(first, q))
+	return err
 }
 
 // zeroMappedLocked zeroes the bytes [off, end) through the mapping.
@@ -344,6 +471,10 @@ func (b *Blob) freePagesLocked(ps, pe int64) error {
 func (b *Blob) zeroMappedLocked(off, end int64) error {
 	s := b.s
 	for pos := off; pos < end; {
+		if pos >= s.mapLimit {
+			_, err := b.tailIOLocked(zeroPage[:end-pos], pos, true)
+			return err
+		}
 		idx := pos >> s.winShift
 		w, err := s.pinWindow(b, idx)
 		if err != nil {
@@ -380,7 +511,7 @@ func (b *Blob) zeroPartialLocked(off, end int64) error {
 	const mask = PageSize - 1
 	head := off >> pageShift
 	if off&mask != 0 && b.data.contains(head) {
-		if err := b.zeroMappedLocked(off, min(end, (head+1)<<pageShift)); err != nil {
+		if err := b.zeroMappedLocked(off, min(end, pageOff(head+1))); err != nil {
 			return err
 		}
 	}
@@ -420,7 +551,7 @@ func (b *Blob) truncateLocked(size int64) error {
 		return err
 	}
 	b.size = size
-	return b.zeroPartialLocked(size, pageUp(size)<<pageShift)
+	return b.zeroPartialLocked(size, pageOff(pageUp(size)))
 }
 
 // rangeArgs checks the offset and length of Allocate, PunchHole and
@@ -526,18 +657,21 @@ func (b *Blob) reallocDataLocked(ps, pe int64) error {
 			break
 		}
 		de := min(pe, b.data.nextOut(ds))
-		off, n := ds<<pageShift, (de-ds)<<pageShift
-		if err := s.sys.Fallocate(fd, fallocPunch, off, n); err != nil {
-			return fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, off, off+n, err)
+		if q, err := b.punchFileLocked(fd, ds, de); err != nil {
+			// What was punched reads as zeros, but its space is gone.
+			b.data.remove(ds, q)
+			s.unreserve(b.alloc.remove(ds, q))
+			return err
 		}
 		b.data.remove(ds, de)
-		if err := s.sys.Fallocate(fd, fallocAlloc, off, n); err != nil {
+		err := b.growFileLocked(fd, de)
+		if err == nil {
+			err = b.fallocFileLocked(fd, ds, de)
+		}
+		if err != nil {
 			// The range reads as zeros, but its space is gone.
 			s.unreserve(b.alloc.remove(ds, de))
-			if isENOSPC(err) {
-				return fmt.Errorf("%w: fallocate %s [%d, %d): %w", errNoSpace, b.name, off, off+n, err)
-			}
-			return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, off+n, err)
+			return err
 		}
 		p = de
 	}
@@ -580,7 +714,7 @@ func (b *Blob) SeekHole(off int64) (int64, error) {
 		return 0, errNoData
 	}
 	q := b.data.nextOut(off >> pageShift)
-	return min(max(off, q<<pageShift), b.size), nil
+	return min(max(off, pageOff(q)), b.size), nil
 }
 
 // Sync writes the blob's bytes in [off, off+length) to the store file's

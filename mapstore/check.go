@@ -185,7 +185,7 @@ func (b *Blob) checkLocked(c *checker) {
 		c.add("blob %x: data page %d past size %d", b.id, b.data.last()-1, b.size)
 	case b.alloc.pages > 0 && !b.hasFile:
 		c.add("blob %x: pages allocated without a store file", b.id)
-	case b.alloc.last()<<pageShift > b.fileSize:
+	case pageOff(b.alloc.last()) > b.fileSize:
 		c.add("blob %x: allocated page %d past the store file's end %d", b.id, b.alloc.last()-1, b.fileSize)
 	}
 }
@@ -209,6 +209,8 @@ func (s *Store) checkFiles(c *checker, dirfd int, live map[uint64]*Blob) {
 		switch {
 		case !ok:
 			c.add("stray file %q in the store directory", name)
+		case b == nil && s.registered(id):
+			// A blob created after Check locked the others.
 		case b == nil:
 			c.add("store file %s: no live blob", name)
 		case !b.hasFile:
@@ -223,6 +225,13 @@ func (s *Store) checkFiles(c *checker, dirfd int, live map[uint64]*Blob) {
 			c.add("blob %x: store file %s missing", id, b.name)
 		}
 	}
+}
+
+// registered reports whether blob id is open now.
+func (s *Store) registered(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blobs[id] != nil
 }
 
 // checkFile checks one store file's size, mode and pages against its blob.

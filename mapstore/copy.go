@@ -54,7 +54,7 @@ func (b *Blob) CopyFrom(src *Blob, srcOff, dstOff, n int64) (int64, error) {
 		pg := sp >> pageShift
 		var c int64
 		if src.data.contains(pg) {
-			c = min(n-done, src.data.nextOut(pg)<<pageShift-sp)
+			c = min(n-done, pageOff(src.data.nextOut(pg))-sp)
 			c, err = b.copyRunLocked(src, sp, dp, c)
 		} else {
 			c = n - done
@@ -91,8 +91,25 @@ func (b *Blob) copyRunLocked(src *Blob, sp, dp, n int64) (int64, error) {
 		}
 	}
 	s := b.s
+	var buf []byte
 	for done := int64(0); done < n; {
 		s0, d0 := sp+done, dp+done
+		if s0 >= s.mapLimit || d0 >= s.mapLimit {
+			// lastPage has no mapping: go through a buffer.
+			if buf == nil {
+				buf = make([]byte, PageSize)
+			}
+			c := min(n-done, PageSize)
+			if err := src.copyOutLocked(buf[:c], s0); err != nil {
+				return done, err
+			}
+			k, err := b.copyInLocked(buf[:c], d0)
+			done += int64(k)
+			if err != nil {
+				return done, err
+			}
+			continue
+		}
 		sw, err := s.pinWindow(src, s0>>s.winShift)
 		if err != nil {
 			return done, err

@@ -54,11 +54,12 @@ func (f *failpoint) fail() error {
 // faults are failpoints for each system call of Sys.
 type faults struct {
 	openat, ftruncate, falloc, punch, fdatasync, mmap, munmap, msync failpoint
+	pread, pwrite                                                    failpoint
 }
 
 // reset disarms every failpoint.
 func (f *faults) reset() {
-	for _, fp := range []*failpoint{&f.openat, &f.ftruncate, &f.falloc, &f.punch, &f.fdatasync, &f.mmap, &f.munmap, &f.msync} {
+	for _, fp := range []*failpoint{&f.openat, &f.ftruncate, &f.falloc, &f.punch, &f.fdatasync, &f.mmap, &f.munmap, &f.msync, &f.pread, &f.pwrite} {
 		fp.off()
 	}
 }
@@ -112,6 +113,18 @@ func (f *faults) sys() *Sys {
 				return err
 			}
 			return unix.Msync(b, flags)
+		},
+		Pread: func(fd int, p []byte, off int64) (int, error) {
+			if err := f.pread.fail(); err != nil {
+				return -1, err
+			}
+			return unix.Pread(fd, p, off)
+		},
+		Pwrite: func(fd int, p []byte, off int64) (int, error) {
+			if err := f.pwrite.fail(); err != nil {
+				return -1, err
+			}
+			return unix.Pwrite(fd, p, off)
 		},
 	}
 }

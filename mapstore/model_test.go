@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
-// The shadow model: each blob is a byte slice (its contents, len = size)
-// and two page sets, allocated and data, kept by the plainest code
-// possible. Random operations go to the store and to the model, and after
+// The shadow model: each blob is a size, its contents by page (sparse, so
+// that a blob may reach math.MaxInt64) and two page sets, allocated and
+// data, kept by the plainest code possible. Random operations go to the store and to the model, and after
 // each one the two must agree on results, contents, size, seeks and
 // allocation. The model states the semantics: tmpfs's, plus the store's
 // rules for ZeroRange, CopyFrom and the size limit.
@@ -19,24 +21,87 @@ import (
 const (
 	modelBlobs = 3
 	modelSpan  = 40 * pg // offsets mostly fall below this
+	// Ops at low offsets stay below modelLow; some ops pick offsets in
+	// the last modelTopSpan bytes below math.MaxInt64 instead, and stay
+	// there.
+	modelLow     = modelSpan + 16*pg + 3*win
+	modelTopSpan = 8 * pg
+	modelTop     = math.MaxInt64 - modelTopSpan - pg
 )
 
 type mblob struct {
-	data  []byte
+	sz    int64
+	pages map[int64][]byte // contents of page q, pg bytes; none = zeros
 	alloc map[int64]bool
 	dpg   map[int64]bool
 }
 
 func newMblob() *mblob {
-	return &mblob{alloc: map[int64]bool{}, dpg: map[int64]bool{}}
+	return &mblob{pages: map[int64][]byte{}, alloc: map[int64]bool{}, dpg: map[int64]bool{}}
 }
 
-func (m *mblob) size() int64 { return int64(len(m.data)) }
+func (m *mblob) size() int64 { return m.sz }
 
-func (m *mblob) grow(size int64) {
-	if size > m.size() {
-		m.data = append(m.data, make([]byte, size-m.size())...)
+func (m *mblob) grow(size int64) { m.sz = max(m.sz, size) }
+
+// read returns the n bytes at off.
+func (m *mblob) read(off, n int64) []byte {
+	p := make([]byte, n)
+	for i := int64(0); i < n; {
+		pos := off + i
+		q, o := pos/pg, pos%pg
+		c := min(n-i, pg-o)
+		if pgb := m.pages[q]; pgb != nil {
+			copy(p[i:i+c], pgb[o:])
+		}
+		i += c
 	}
+	return p
+}
+
+// put writes p at off.
+func (m *mblob) put(p []byte, off int64) {
+	for i := int64(0); i < int64(len(p)); {
+		pos := off + i
+		q, o := pos/pg, pos%pg
+		if m.pages[q] == nil {
+			m.pages[q] = make([]byte, pg)
+		}
+		i += int64(copy(m.pages[q][o:], p[i:]))
+	}
+}
+
+// clearBytes zeroes the bytes [off, end).
+func (m *mblob) clearBytes(off, end int64) {
+	for pos := off; pos < end; {
+		q, o := pos/pg, pos%pg
+		c := min(end-pos, pg-o)
+		if pgb := m.pages[q]; pgb != nil {
+			clear(pgb[o : o+c])
+		}
+		pos += c
+	}
+}
+
+// setSize shrinks or grows the blob; bytes past a smaller size are gone.
+func (m *mblob) setSize(size int64) {
+	if size < m.sz {
+		for q := range m.pages {
+			if pgOff(q) >= size {
+				delete(m.pages, q)
+			}
+		}
+		m.clearBytes(size, min(m.sz, pgOff(ceilPage(size))))
+	}
+	m.sz = size
+}
+
+// pgOff is q*pg, or math.MaxInt64 past the last page.
+func pgOff(q int64) int64 {
+	if q > math.MaxInt64/pg {
+		return math.MaxInt64
+	}
+	return q * pg
 }
 
 type mstore struct {
@@ -61,7 +126,13 @@ func (m *mstore) freePages() int64 {
 	return max(0, m.limit/pg-m.usedPages())
 }
 
-func ceilPage(off int64) int64 { return (off + pg - 1) / pg }
+// ceilPage returns the first page at or after off, without overflow.
+func ceilPage(off int64) int64 {
+	if off%pg != 0 {
+		return off/pg + 1
+	}
+	return off / pg
+}
 
 func (m *mstore) missing(b *mblob, ps, pe int64) []int64 {
 	var miss []int64
@@ -83,7 +154,7 @@ func (m *mstore) writeBytes(b *mblob, p []byte, off int64) (int64, error) {
 		if free == 0 {
 			return 0, ErrNoSpace
 		}
-		n = min(n, (miss[free-1]+1)*pg-off)
+		n = min(n, pgOff(miss[free-1]+1)-off)
 		short = ErrNoSpace
 	}
 	for q := off / pg; q < ceilPage(off+n); q++ {
@@ -91,7 +162,7 @@ func (m *mstore) writeBytes(b *mblob, p []byte, off int64) (int64, error) {
 		b.dpg[q] = true
 	}
 	b.grow(off + n)
-	copy(b.data[off:], p[:n])
+	b.put(p[:n], off)
 	return n, short
 }
 
@@ -122,9 +193,7 @@ func (m *mstore) zeroBytes(b *mblob, off, end int64) {
 		delete(b.alloc, q)
 		delete(b.dpg, q)
 	}
-	if off < b.size() {
-		clear(b.data[off:min(end, b.size())])
-	}
+	b.clearBytes(off, min(end, b.size()))
 }
 
 func (m *mstore) truncate(b *mblob, size int64) error {
@@ -137,7 +206,7 @@ func (m *mstore) truncate(b *mblob, size int64) error {
 		b.grow(size)
 		return nil
 	}
-	b.data = b.data[:size]
+	b.setSize(size)
 	for q := range b.alloc {
 		if q >= ceilPage(size) {
 			delete(b.alloc, q)
@@ -200,9 +269,7 @@ func (m *mstore) zero(b *mblob, off, n int64, keep bool) error {
 	for q := ceilPage(off); q < end/pg; q++ {
 		delete(b.dpg, q)
 	}
-	if off < b.size() {
-		clear(b.data[off:min(end, b.size())])
-	}
+	b.clearBytes(off, min(end, b.size()))
 	if !keep {
 		b.grow(end)
 	}
@@ -231,12 +298,12 @@ func (m *mstore) copyFrom(dst, src *mblob, srcOff, dstOff, n int64) (int64, erro
 		sp, dp := srcOff+done, dstOff+done
 		q := sp / pg
 		end := q + 1
-		for end*pg < srcOff+n && src.dpg[end] == src.dpg[q] {
+		for pgOff(end) < srcOff+n && src.dpg[end] == src.dpg[q] {
 			end++
 		}
-		c := min(n-done, end*pg-sp)
+		c := min(n-done, pgOff(end)-sp)
 		if src.dpg[q] {
-			c, err = m.writeBytes(dst, bytes.Clone(src.data[sp:sp+c]), dp)
+			c, err = m.writeBytes(dst, src.read(sp, c), dp)
 		} else {
 			m.zeroBytes(dst, dp, dp+c)
 		}
@@ -252,12 +319,17 @@ func (m *mstore) seekData(b *mblob, off int64) (int64, error) {
 	if off < 0 || off >= b.size() {
 		return 0, ErrNoData
 	}
-	for q := off / pg; q*pg < b.size(); q++ {
-		if b.dpg[q] {
-			return max(off, q*pg), nil
+	// The first data page at or after off's (data pages lie below size).
+	first := int64(-1)
+	for q := range b.dpg {
+		if q >= off/pg && (first < 0 || q < first) {
+			first = q
 		}
 	}
-	return 0, ErrNoData
+	if first < 0 || first*pg >= b.size() {
+		return 0, ErrNoData
+	}
+	return max(off, first*pg), nil
 }
 
 func (m *mstore) seekHole(b *mblob, off int64) (int64, error) {
@@ -265,8 +337,8 @@ func (m *mstore) seekHole(b *mblob, off int64) (int64, error) {
 		return 0, ErrNoData
 	}
 	for q := off / pg; ; q++ {
-		if !b.dpg[q] || q*pg >= b.size() {
-			return min(b.size(), max(off, q*pg)), nil
+		if !b.dpg[q] || pgOff(q) >= b.size() {
+			return min(b.size(), max(off, pgOff(q))), nil
 		}
 	}
 }
@@ -300,9 +372,13 @@ func (o op) String() string {
 }
 
 // offset picks an offset from a few bytes: near page and window
-// boundaries, anywhere in the span, occasionally far or negative.
+// boundaries, anywhere in the span, occasionally far or negative, or near
+// math.MaxInt64.
 func offset(sel, a, b byte) int64 {
 	v := int64(a)<<8 | int64(b)
+	if sel%8 == 7 && a&1 == 0 {
+		return topOffset(a, b)
+	}
 	switch sel % 8 {
 	case 0, 1, 2:
 		return v % modelSpan
@@ -319,6 +395,23 @@ func offset(sel, a, b byte) int64 {
 		return v % (modelSpan + 8*pg)
 	default:
 		return v % 64
+	}
+}
+
+// topOffset picks an offset in the last modelTopSpan bytes: near the end,
+// at the last pages' boundaries, anywhere, or near the last mappable byte.
+func topOffset(a, b byte) int64 {
+	const last = math.MaxInt64 &^ (pg - 1) // start of the last page
+	v := int64(a)<<8 | int64(b)
+	switch b % 4 {
+	case 0:
+		return math.MaxInt64 - int64(b>>2)
+	case 1:
+		return last - (v%7)*pg
+	case 2:
+		return math.MaxInt64 - v%modelTopSpan
+	default:
+		return last + int64(int8(a))%3
 	}
 }
 
@@ -365,7 +458,11 @@ func decodeOps(data []byte) []op {
 			seed: d[8],
 		}
 		if o.kind == opTruncate {
-			o.off = max(-1, o.off+o.n/2)
+			if o.off > math.MaxInt64-o.n/2 {
+				o.off = math.MaxInt64
+			} else {
+				o.off = max(-1, o.off+o.n/2)
+			}
 		}
 		ops = append(ops, o)
 	}
@@ -437,7 +534,7 @@ func stepModel(s *Store, m *mstore, blobs []*Blob, o op) error {
 		case o.off >= mb.size():
 			werr = io.EOF
 		default:
-			want = mb.data[o.off:min(mb.size(), o.off+int64(len(p)))]
+			want = mb.read(o.off, min(mb.size()-o.off, int64(len(p))))
 			if len(want) < len(p) {
 				werr = io.EOF
 			}
@@ -486,6 +583,39 @@ func stepModel(s *Store, m *mstore, blobs []*Blob, o op) error {
 	return nil
 }
 
+// sameDataPages says how the data pages of b differ from the model's.
+func sameDataPages(b *Blob, mb *mblob) error {
+	var want extents
+	for q := range mb.dpg {
+		want.add(q, q+1)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if !slices.Equal(b.data.es, want.es) {
+		return fmt.Errorf("data pages %v, model %v", clip(b.data.es), clip(want.es))
+	}
+	return nil
+}
+
+// seekOffsets returns the offsets compareModel seeks from: every half page
+// where ops go, and around size.
+func seekOffsets(size int64) []int64 {
+	var offs []int64
+	for off := int64(-1); off <= min(size, modelLow)+pg; off += pg / 2 {
+		offs = append(offs, off)
+	}
+	if size > modelTop {
+		for off := int64(max(modelLow, modelTop-pg)); off < size && off >= 0; off += pg / 2 {
+			offs = append(offs, off) // stops at size, or if off wraps
+		}
+	}
+	offs = append(offs, size-1, size)
+	if size <= math.MaxInt64-pg {
+		offs = append(offs, size+pg)
+	}
+	return offs
+}
+
 // compareModel says how the blobs differ from the model. With whole, the
 // model covers the whole store: Used and the cache bounds are compared too.
 func compareModel(s *Store, m *mstore, blobs []*Blob, whole bool) error {
@@ -497,18 +627,29 @@ func compareModel(s *Store, m *mstore, blobs []*Blob, whole bool) error {
 		if b.Allocated() != int64(len(mb.alloc))*pg {
 			return fmt.Errorf("blob %d: allocated %d, model %d", i, b.Allocated(), int64(len(mb.alloc))*pg)
 		}
-		got := bytes.Repeat([]byte{0xee}, int(b.Size()))
-		if n, err := b.ReadAt(got, 0); n != len(got) || (err != nil && err != io.EOF) {
-			return fmt.Errorf("blob %d: ReadAt all = %d, %v", i, n, err)
+		if err := sameDataPages(b, mb); err != nil {
+			return fmt.Errorf("blob %d: %v", i, err)
 		}
-		if !bytes.Equal(got, mb.data) {
-			at := 0
-			for at < len(got) && got[at] == mb.data[at] {
-				at++
+		// The contents where ops go: below modelLow and near the top.
+		// Between them there is no data (sameDataPages), so zeros.
+		size := mb.size()
+		for _, r := range [][2]int64{{0, min(size, modelLow)}, {max(modelLow, modelTop), size}} {
+			if r[0] >= r[1] {
+				continue
 			}
-			return fmt.Errorf("blob %d: contents differ at %d", i, at)
+			got := bytes.Repeat([]byte{0xee}, int(r[1]-r[0]))
+			if n, err := b.ReadAt(got, r[0]); n != len(got) || (err != nil && err != io.EOF) {
+				return fmt.Errorf("blob %d: ReadAt(%d bytes, %d) = %d, %v", i, len(got), r[0], n, err)
+			}
+			if want := mb.read(r[0], r[1]-r[0]); !bytes.Equal(got, want) {
+				at := 0
+				for at < len(got) && got[at] == want[at] {
+					at++
+				}
+				return fmt.Errorf("blob %d: contents differ at %d", i, r[0]+int64(at))
+			}
 		}
-		for off := int64(-1); off <= mb.size()+pg; off += pg / 2 {
+		for _, off := range seekOffsets(size) {
 			d, err := b.SeekData(off)
 			wd, werr := m.seekData(mb, off)
 			if d != wd || err != werr {

@@ -19,10 +19,13 @@ const PageSize = 4096
 const (
 	pageShift = 12
 
-	// maxMappable is the largest file size whose every page can be mapped:
-	// mmap refuses a mapping that reaches 2^63, so the page just below it
-	// cannot be used.
-	maxMappable = math.MaxInt64 &^ (PageSize - 1)
+	// lastPage is the number of the last page below 2^63, the page of
+	// byte math.MaxInt64-1: files may be math.MaxInt64 bytes long, as on
+	// tmpfs. mmap refuses a mapping that reaches 2^63, so this page is
+	// never mapped: its bytes go through pread and pwrite instead.
+	lastPage = math.MaxInt64 >> pageShift
+	// maxMappable is where the last page starts: no window reaches past it.
+	maxMappable = lastPage << pageShift
 
 	defaultWindowSize = 2 << 20
 	defaultMaxWindows = 4096
@@ -36,9 +39,8 @@ const (
 type Options struct {
 	Dir       string // directory of store files; created 0700 if missing
 	SizeLimit int64  // bytes of allocated pages at most; 0 = no limit but the filesystem's
-	// MaxFileSize is the largest offset+length; 0 = math.MaxInt64. It is
-	// lowered to math.MaxInt64 rounded down to a page, because the last
-	// page below 2^63 cannot be mapped, and to the largest file the
+	// MaxFileSize is the largest offset+length; 0 = math.MaxInt64, the
+	// largest file of a tmpfs. It is lowered to the largest file the
 	// filesystem under Dir allows.
 	MaxFileSize int64
 	WindowSize  int64       // bytes per mapping window, power of two ≥ PageSize; 0 = 2 MiB
@@ -59,10 +61,16 @@ type Stats struct {
 // descriptors. Its methods are safe for concurrent use.
 type Store struct {
 	// Set by Open, then read-only.
-	dir      string
-	limit    int64 // Options.SizeLimit
-	maxFile  int64 // Options.MaxFileSize, normalized
-	mapLimit int64 // maxFile rounded up to a page: no store file or window reaches past it
+	dir     string
+	limit   int64 // Options.SizeLimit
+	maxFile int64 // Options.MaxFileSize, normalized
+	// fileLimit is maxFile rounded up to a page, or math.MaxInt64: no
+	// store file reaches past it.
+	fileLimit int64
+	// mapLimit is fileLimit, but at most maxMappable: no window reaches
+	// past it. The bytes past it, in lastPage, are read and written with
+	// pread and pwrite.
+	mapLimit int64
 	winSize  int64
 	winShift uint
 	maxWins  int
@@ -103,8 +111,8 @@ func Open(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
-	if s.maxFile == 0 || s.maxFile > maxMappable {
-		s.maxFile = maxMappable
+	if s.maxFile == 0 {
+		s.maxFile = math.MaxInt64
 	}
 	if s.winSize == 0 {
 		s.winSize = defaultWindowSize
@@ -132,7 +140,7 @@ func Open(opts Options) (*Store, error) {
 		s.maxWins = int(n)
 	}
 	s.winShift = uint(bits.TrailingZeros64(uint64(s.winSize)))
-	s.mapLimit = (s.maxFile + PageSize - 1) &^ (PageSize - 1)
+	s.setLimits()
 	s.wins.prev, s.wins.next = &s.wins, &s.wins
 	s.fds.prev, s.fds.next = &s.fds, &s.fds
 
@@ -167,7 +175,7 @@ func Open(opts Options) (*Store, error) {
 		// ext4 stops at 16 TiB, say: past that ftruncate fails, so the
 		// store says EFBIG first, as the filesystem would.
 		s.maxFile = maxFileSizeOf(dirfd, s.maxFile)
-		s.mapLimit = (s.maxFile + PageSize - 1) &^ (PageSize - 1)
+		s.setLimits()
 	}
 	s.log.Debug("store open", zap.String("dir", s.dir), zap.Int("files", len(names)),
 		zap.Bool("tmpfs", s.tmpfs), zap.Int64("windowSize", s.winSize),
@@ -329,10 +337,20 @@ func (s *Store) dropBlobLocked(b *Blob) error {
 	return errors.Join(err, s.closeFDLocked(&b.fd))
 }
 
+// setLimits sets fileLimit and mapLimit from maxFile.
+func (s *Store) setLimits() {
+	s.fileLimit = pageOff(pageUp(s.maxFile))
+	s.mapLimit = min(s.fileLimit, maxMappable)
+}
+
 // fileTarget returns the store file size that covers byte end: end rounded
-// up to a window, but no further than mapLimit.
+// up to a window, but no further than mapLimit; or fileLimit if end is past
+// mapLimit (in lastPage, which no window maps).
 func (s *Store) fileTarget(end int64) int64 {
-	if end > s.mapLimit-s.winSize {
+	switch {
+	case end > s.mapLimit:
+		return s.fileLimit
+	case end > s.mapLimit-s.winSize:
 		return s.mapLimit
 	}
 	return (end + s.winSize - 1) &^ (s.winSize - 1)

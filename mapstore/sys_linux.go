@@ -2,6 +2,7 @@ package mapstore
 
 import (
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +24,10 @@ type Sys struct {
 	Mmap      func(fd int, offset int64, length int, prot, flags int) ([]byte, error)
 	Munmap    func(b []byte) error
 	Msync     func(b []byte, flags int) error
+	// Pread and Pwrite serve the bytes of the last page below 2^63,
+	// which cannot be mapped.
+	Pread  func(fd int, p []byte, off int64) (n int, err error)
+	Pwrite func(fd int, p []byte, off int64) (n int, err error)
 }
 
 // withDefaults returns a copy of sys (which may be nil) with every nil field
@@ -53,6 +58,12 @@ func (sys *Sys) withDefaults() *Sys {
 	if c.Msync == nil {
 		c.Msync = unix.Msync
 	}
+	if c.Pread == nil {
+		c.Pread = unix.Pread
+	}
+	if c.Pwrite == nil {
+		c.Pwrite = unix.Pwrite
+	}
 	return &c
 }
 
@@ -80,6 +91,9 @@ const (
 func isENOSPC(err error) bool {
 	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
 }
+
+// isEINTR reports whether err says a system call was interrupted.
+func isEINTR(err error) bool { return errors.Is(err, unix.EINTR) }
 
 // isENOMEM reports whether err says the address space or the map count is
 // exhausted.
@@ -111,12 +125,17 @@ func isRegular(mode uint32) bool { return mode&unix.S_IFMT == unix.S_IFREG }
 
 // dataRanges calls fn for each range of data in fd below size, as lseek
 // SEEK_DATA/SEEK_HOLE report them.
+//
+// tmpfs gets the last page below 2^63 wrong (Linux 6.18): SEEK_DATA never
+// finds data there, and SEEK_HOLE wraps to -2^63 where the data reaches
+// the page's end, 2^63. So an end that wrapped is math.MaxInt64, and that
+// page is asked about with SEEK_HOLE, which returns its start for a hole.
 func dataRanges(fd int, size int64, fn func(start, end int64)) error {
 	off := int64(0)
 	for off < size {
 		d, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if err == unix.ENXIO {
-			return nil
+			break
 		}
 		if err != nil {
 			return err
@@ -125,8 +144,21 @@ func dataRanges(fd int, size int64, fn func(start, end int64)) error {
 		if err != nil {
 			return err
 		}
-		fn(d, h)
+		if h <= d {
+			h = math.MaxInt64
+		}
+		fn(d, min(h, size))
 		off = h
+	}
+	if size <= maxMappable || off > maxMappable {
+		return nil
+	}
+	h, err := unix.Seek(fd, maxMappable, unix.SEEK_HOLE)
+	if err != nil {
+		return err
+	}
+	if h != maxMappable {
+		fn(maxMappable, size)
 	}
 	return nil
 }

@@ -786,3 +786,43 @@ func TestPermissions(t *testing.T) {
 		t.Errorf("unprivileged getxattr trusted.t, user.a: %v, want [ENODATA ok:v]", res)
 	}
 }
+
+// TestCapabilityKilled: security.capability goes away on write, truncate,
+// fallocate and chown, even by root, but not on chmod; a malformed value is
+// refused.
+func TestCapabilityKilled(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	p := filepath.Join(mnt, "f")
+	writeFile(t, p, []byte("x"))
+	// VFS_CAP_REVISION_2, permitted = CAP_NET_RAW.
+	capv := []byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for _, c := range []struct {
+		name string
+		op   func() error
+		kept bool
+	}{
+		{"write", func() error { return os.WriteFile(p, []byte("y"), 0) }, false},
+		{"truncate", func() error { return unix.Truncate(p, 0) }, false},
+		{"fallocate", func() error {
+			fd := openFd(t, p, unix.O_WRONLY, 0)
+			defer closeFd(fd)
+			return unix.Fallocate(fd, 0, 0, 8192)
+		}, false},
+		{"chown", func() error { return unix.Chown(p, 5, 5) }, false},
+		{"chmod", func() error { return unix.Chmod(p, 0o700) }, true},
+		{"utimensat", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, p, nil, 0) }, true},
+	} {
+		noErr(t, unix.Setxattr(p, "security.capability", capv, 0), "set security.capability")
+		noErr(t, c.op(), "%s", c.name)
+		_, err := unix.Getxattr(p, "security.capability", make([]byte, 64))
+		if c.kept && err != nil {
+			t.Errorf("security.capability after root's %s: %v, want kept", c.name, errString(err))
+		}
+		if !c.kept {
+			wantErrno(t, err, unix.ENODATA, "security.capability after root's %s", c.name)
+		}
+	}
+	wantErrno(t, unix.Setxattr(p, "security.capability", []byte("junk"), 0), unix.EINVAL, "a malformed security.capability")
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -654,7 +655,7 @@ func TestOpenFlags(t *testing.T) {
 // with O_EXCL it can never get one.
 func TestTmpfile(t *testing.T) {
 	t.Parallel()
-	mnt, _, _ := mountFS(t)
+	mnt, _, _ := mountFS(t, withSize(64<<20))
 	fd, err := unix.Open(mnt, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o640)
 	noErr(t, err, "open(O_TMPFILE|O_RDWR)")
 	defer closeFd(fd)
@@ -702,6 +703,19 @@ func TestTmpfile(t *testing.T) {
 	wantErrno(t, err, unix.ENOTDIR, "O_TMPFILE on a file")
 	// The directory stays removable: the tmpfile is not in it.
 	noErr(t, unix.Rmdir(sub), "rmdir the directory a tmpfile was made in")
+
+	// A tmpfile never linked frees its space at close.
+	free0 := statfs(t, mnt).Bfree
+	fd4, err := unix.Open(mnt, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	noErr(t, err, "O_TMPFILE")
+	pwriteAll(t, fd4, pattern(1<<20, 8), 0)
+	if f := statfs(t, mnt).Bfree; f >= free0 {
+		t.Errorf("1 MiB in a tmpfile: Bfree %d, was %d", f, free0)
+	}
+	closeFd(fd4)
+	if !eventually(5*time.Second, func() bool { return statfs(t, mnt).Bfree == free0 }) {
+		t.Errorf("closed tmpfile: Bfree %d, want %d", statfs(t, mnt).Bfree, free0)
+	}
 }
 
 func itoa(i int) string {
@@ -847,37 +861,51 @@ func TestHugeOffsets(t *testing.T) {
 	seekExpect(t, fd, 0, unix.SEEK_DATA, off, nil)
 	seekExpect(t, fd, off, unix.SEEK_HOLE, off+8, nil)
 
-	// The last byte a file can have is at MaxInt64-1; offset+length past
-	// MaxInt64 is EINVAL, and appending to a file of the maximum size EFBIG.
+	// offset+length past MaxInt64 is EINVAL; fallocate past it EFBIG.
 	_, err := unix.Pwrite(fd, []byte("x"), math.MaxInt64)
 	wantErrno(t, err, unix.EINVAL, "pwrite at offset MaxInt64")
 	_, err = unix.Pwrite(fd, []byte("xy"), math.MaxInt64-1)
 	wantErrno(t, err, unix.EINVAL, "pwrite of 2 bytes at MaxInt64-1")
-	n, err := unix.Pwrite(fd, []byte("x"), math.MaxInt64-1)
-	if err != nil || n != 1 {
-		t.Errorf("pwrite of 1 byte at MaxInt64-1: n=%d err=%v, want 1, nil", n, errString(err))
-	}
-	if st := fstat(t, fd); st.Size != math.MaxInt64 {
-		t.Errorf("size after write at the end %d, want %d", st.Size, int64(math.MaxInt64))
-	}
-	if n := preadFull(t, fd, b[:1], math.MaxInt64-1); n != 1 || b[0] != 'x' {
-		t.Errorf("read of the last byte: %d %q", n, b[:n])
-	}
-	if st := fstat(t, fd); st.Blocks != 2*page/512 {
-		t.Errorf("st_blocks %d, want %d", st.Blocks, 2*page/512)
-	}
-	afd := openFd(t, filepath.Join(mnt, "huge"), unix.O_WRONLY|unix.O_APPEND, 0)
-	_, err = unix.Write(afd, []byte("x"))
-	wantErrno(t, err, unix.EFBIG, "append to a file of size MaxInt64")
-	closeFd(afd)
 	wantErrno(t, unix.Fallocate(fd, 0, math.MaxInt64-page, 2*page), unix.EFBIG, "fallocate past MaxInt64")
-	// ftruncate to the maximum works; seeking there too.
-	fd2 := openFd(t, filepath.Join(mnt, "max"), unix.O_CREAT|unix.O_RDWR, 0o644)
-	noErr(t, unix.Ftruncate(fd2, math.MaxInt64), "ftruncate to MaxInt64")
-	if n, err := unix.Pread(fd2, b, 1<<50); n != 16 || err != nil || !isZero(b) {
+	// Far, but not at the very end: 2^62.
+	pwriteAll(t, fd, []byte("very far"), 1<<62)
+	if st := fstat(t, fd); st.Size != 1<<62+8 || st.Blocks != 2*page/512 {
+		t.Errorf("after a write at 2^62: size %d blocks %d, want %d and %d", st.Size, st.Blocks, int64(1<<62+8), 2*page/512)
+	}
+	if n := preadFull(t, fd, b, 1<<62-8); n != 16 || !isZero(b[:8]) || string(b[8:]) != "very far" {
+		t.Errorf("read around 2^62: %d bytes %q", n, b[:n])
+	}
+	seekExpect(t, fd, off+page, unix.SEEK_DATA, 1<<62, nil)
+}
+
+// TestMaxFileSize: as on tmpfs, the largest file is MaxInt64 bytes: its last
+// byte can be written (a sparse file), ftruncate to MaxInt64 works, and an
+// append to such a file is EFBIG.
+func TestMaxFileSize(t *testing.T) {
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	p := filepath.Join(mnt, "max")
+	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644)
+	defer closeFd(fd)
+	b := make([]byte, 16)
+	if err := unix.Ftruncate(fd, math.MaxInt64); err != nil {
+		t.Errorf("ftruncate to MaxInt64: %v", errString(err))
+	} else if n, err := unix.Pread(fd, b, 1<<50); n != 16 || err != nil || !isZero(b) {
 		t.Errorf("read at 1 PiB of a maximal sparse file: n=%d err=%v", n, err)
 	}
-	// Removing the huge files frees nothing that was not allocated.
-	closeFd(fd2)
-	noErr(t, unix.Unlink(filepath.Join(mnt, "max")), "unlink")
+	noErr(t, unix.Ftruncate(fd, 0), "ftruncate to 0")
+	n, err := unix.Pwrite(fd, []byte("x"), math.MaxInt64-1)
+	if err != nil || n != 1 {
+		t.Fatalf("pwrite of 1 byte at MaxInt64-1: n=%d err=%v, want 1, nil", n, errString(err))
+	}
+	if st := fstat(t, fd); st.Size != math.MaxInt64 || st.Blocks != page/512 {
+		t.Errorf("after writing the last byte: size %d blocks %d, want %d and %d", st.Size, st.Blocks, int64(math.MaxInt64), page/512)
+	}
+	if n := preadFull(t, fd, b[:2], math.MaxInt64-2); n != 2 || b[0] != 0 || b[1] != 'x' {
+		t.Errorf("read of the last two bytes: %d %q", n, b[:n])
+	}
+	afd := openFd(t, p, unix.O_WRONLY|unix.O_APPEND, 0)
+	defer closeFd(afd)
+	_, err = unix.Write(afd, []byte("x"))
+	wantErrno(t, err, unix.EFBIG, "append to a file of size MaxInt64")
 }

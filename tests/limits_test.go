@@ -149,6 +149,30 @@ func TestENOSPCData(t *testing.T) {
 		t.Errorf("failed fallocate left size %d", s.Size)
 	}
 	closeFd(cfd)
+	// copy_file_range into new space fails the same way (possibly after a
+	// short copy).
+	src := openFd(t, a, unix.O_RDONLY, 0)
+	dst := openFd(t, c, unix.O_WRONLY, 0)
+	roff, woff := int64(0), int64(0)
+	n, err := unix.CopyFileRange(src, &roff, dst, &woff, 1<<20, 0)
+	if err == nil && n > 0 {
+		n2, err2 := unix.CopyFileRange(src, &roff, dst, &woff, 1<<20-n, 0)
+		if err2 == nil {
+			t.Errorf("copy_file_range when full: %d then %d bytes, no error", n, n2)
+		}
+		err = err2
+	}
+	wantErrno(t, err, unix.ENOSPC, "copy_file_range when full")
+	closeFd(src)
+	closeFd(dst)
+	noErr(t, unix.Truncate(c, 0), "truncate")
+	// A byte in a hole needs a page: ENOSPC too.
+	sp := openFd(t, filepath.Join(mnt, "sparse"), unix.O_CREAT|unix.O_RDWR, 0o644)
+	noErr(t, unix.Ftruncate(sp, 1<<20), "ftruncate a sparse file when full")
+	_, err = unix.Pwrite(sp, []byte("x"), 512<<10)
+	wantErrno(t, err, unix.ENOSPC, "one byte into a hole when full")
+	closeFd(sp)
+	noErr(t, unix.Unlink(filepath.Join(mnt, "sparse")), "unlink")
 	// Overwriting allocated pages needs no space.
 	over := bytes.Repeat([]byte{0x5a}, 8192)
 	pwriteAll(t, fd, over, 4096)
@@ -167,7 +191,7 @@ func TestENOSPCData(t *testing.T) {
 		t.Fatalf("space not freed by unlink: Bfree %d", statfs(t, mnt).Bfree)
 	}
 	more := pattern(512<<10, 4)
-	n, err := unix.Write(fd, more)
+	n, err = unix.Write(fd, more)
 	if err != nil || n != len(more) {
 		t.Errorf("write after freeing space: %d, %v", n, errString(err))
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -153,12 +154,19 @@ func mmapNoMsyncCheck(dir string) []string {
 			unix.Close(fd)
 			return []string{"mmap: " + err.Error()}
 		}
+		var st0, st1 unix.Stat_t
+		unix.Fstat(fd, &st0)
+		time.Sleep(20 * time.Millisecond)
 		want := pattern(size, byte(i))
 		p.guard("store", func() { copy(m, want) })
 		unix.Munmap(m)
 		unix.Close(fd)
 		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
 			p.add("%s after munmap and close: differs at %d (%v)", path, firstDiff(got, want), err)
+		}
+		unix.Stat(path, &st1)
+		if st1.Mtim == st0.Mtim || st1.Ctim == st0.Ctim {
+			p.add("%s: stores through a mapping did not change mtime/ctime (%v -> %v)", path, st0.Mtim, st1.Mtim)
 		}
 	}
 	return p
@@ -284,6 +292,17 @@ func mmapChildWrite(dir string) []string {
 	}
 	var p problems
 	p.guard("store", func() { copy(m, pattern(8*page, 77)) })
+	// A sparse file of which one page is written through a mapping.
+	fd2, err := unix.Open(filepath.Join(dir, "exit-sparse"), unix.O_CREAT|unix.O_RDWR, 0o644)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	unix.Ftruncate(fd2, 8*page)
+	m2, err := unix.Mmap(fd2, 0, 8*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return append(p, "mmap: "+err.Error())
+	}
+	p.guard("store in page 5", func() { copy(m2[5*page+10:], "five") })
 	return p
 }
 
@@ -314,6 +333,18 @@ func TestMmapWithoutMsync(t *testing.T) {
 	runMmapCheck(t, bin, "child-write", mnt)
 	if got := readFile(t, filepath.Join(mnt, "exit-dirty")); !bytes.Equal(got, pattern(8*page, 77)) {
 		t.Errorf("stores of a process that exited with the mapping in place: differ at %d", firstDiff(got, pattern(8*page, 77)))
+	}
+	// The one page stored through the mapping is data, the rest holes.
+	fd := openFd(t, filepath.Join(mnt, "exit-sparse"), unix.O_RDONLY, 0)
+	defer closeFd(fd)
+	b := make([]byte, 4)
+	if preadFull(t, fd, b, 5*page+10); string(b) != "five" {
+		t.Errorf("store through a mapping in a sparse file: read %q", b)
+	}
+	seekExpect(t, fd, 0, unix.SEEK_DATA, 5*page, nil)
+	seekExpect(t, fd, 5*page, unix.SEEK_HOLE, 6*page, nil)
+	if st := fstat(t, fd); st.Blocks != page/512 {
+		t.Errorf("one page stored through a mapping: st_blocks %d, want %d", st.Blocks, page/512)
 	}
 }
 

@@ -40,6 +40,11 @@ type mountConfig struct {
 	inodes     uint64 // inodes= (root included); 0 = no limit
 	allowOther bool   // other uids may enter the mount
 	timeout    time.Duration
+	// Store caches (mmapfs only): window size, mapped windows and open
+	// store files at most; 0 = the defaults.
+	windowSize int64
+	maxWindows int
+	maxFDs     int
 }
 
 // mountOption changes how mountFS mounts.
@@ -53,6 +58,13 @@ func withInodes(n uint64) mountOption { return func(c *mountConfig) { c.inodes =
 
 // withAllowOther lets processes of other uids use the mount (allow_other).
 func withAllowOther() mountOption { return func(c *mountConfig) { c.allowOther = true } }
+
+// withSmallCaches makes the store map small windows and keep few of them
+// and few descriptors, so that a test churns through them (mmapfs only;
+// tmpfs mode ignores it).
+func withSmallCaches(windowSize int64, maxWindows, maxFDs int) mountOption {
+	return func(c *mountConfig) { c.windowSize, c.maxWindows, c.maxFDs = windowSize, maxWindows, maxFDs }
+}
 
 // withTimeout replaces the default watchdog timeout of the test.
 func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.timeout = d } }
@@ -137,9 +149,12 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(tm.log), zap.WarnLevel))
 	st, err := mapstore.Open(mapstore.Options{
-		Dir:       filepath.Join(storeDir, "store"),
-		SizeLimit: cfg.size,
-		Logger:    logger,
+		Dir:        filepath.Join(storeDir, "store"),
+		SizeLimit:  cfg.size,
+		WindowSize: cfg.windowSize,
+		MaxWindows: cfg.maxWindows,
+		MaxFDs:     cfg.maxFDs,
+		Logger:     logger,
 	})
 	if err != nil {
 		t.Fatalf("mapstore.Open: %v", err)

@@ -815,3 +815,49 @@ func TestDirectorySize(t *testing.T) {
 		t.Errorf("dir with 1 entry: size %d, want 60", st.Size)
 	}
 }
+
+// TestSymlinkBlocks: as on tmpfs, a symlink target shorter than 128 bytes
+// costs no blocks, a longer one a page (what du shows).
+func TestSymlinkBlocks(t *testing.T) {
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	for _, c := range []struct {
+		n      int
+		blocks int64
+	}{{1, 0}, {127, 0}, {128, page / 512}, {4095, page / 512}} {
+		p := filepath.Join(mnt, fmt.Sprintf("l%d", c.n))
+		noErr(t, os.Symlink(strings.Repeat("t", c.n), p), "symlink")
+		if st := lstat(t, p); st.Blocks != c.blocks {
+			t.Errorf("symlink with a %d-byte target: st_blocks %d, want %d", c.n, st.Blocks, c.blocks)
+		}
+	}
+}
+
+// TestRenameWhiteout: RENAME_WHITEOUT (as overlayfs uses it) leaves a 0:0
+// character device in place of the source.
+func TestRenameWhiteout(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	j := func(s string) string { return filepath.Join(mnt, s) }
+	writeFile(t, j("a"), []byte("A"))
+	ino := lstat(t, j("a")).Ino
+	noErr(t, unix.Renameat2(unix.AT_FDCWD, j("a"), unix.AT_FDCWD, j("b"), unix.RENAME_WHITEOUT), "RENAME_WHITEOUT")
+	if st := lstat(t, j("b")); st.Ino != ino {
+		t.Errorf("target is not the renamed file")
+	}
+	st := lstat(t, j("a"))
+	if st.Mode != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("whiteout: mode %o rdev %d, want %o and 0", st.Mode, st.Rdev, unix.S_IFCHR)
+	}
+	// Over an existing target, too.
+	writeFile(t, j("c"), []byte("C"))
+	noErr(t, unix.Renameat2(unix.AT_FDCWD, j("c"), unix.AT_FDCWD, j("b"), unix.RENAME_WHITEOUT), "RENAME_WHITEOUT over a file")
+	if got := string(readFile(t, j("b"))); got != "C" {
+		t.Errorf("after whiteout rename over b: %q", got)
+	}
+	if st := lstat(t, j("c")); st.Mode != unix.S_IFCHR {
+		t.Errorf("second whiteout: mode %o", st.Mode)
+	}
+	wantErrno(t, unix.Renameat2(unix.AT_FDCWD, j("b"), unix.AT_FDCWD, j("x"), unix.RENAME_WHITEOUT|unix.RENAME_EXCHANGE), unix.EINVAL, "WHITEOUT|EXCHANGE")
+}

@@ -267,12 +267,11 @@ func TestLocks(t *testing.T) {
 		noErr(t, unix.FcntlFlock(uintptr(b), unix.F_OFD_SETLK, lk(unix.F_WRLCK, 50, 10)), "OFD lock after unlock")
 	})
 	t.Run("CrossProcess", func(t *testing.T) {
-		needRoot(t) // the helper runs as uid 0 here, only to reach the mount
 		bin := helperBinary(t)
 		a := openFd(t, p, unix.O_RDWR, 0)
 		defer closeFd(a)
 		noErr(t, unix.FcntlFlock(uintptr(a), unix.F_SETLK, &unix.Flock_t{Type: unix.F_WRLCK, Start: 0, Len: 100}), "F_SETLK")
-		res := runAs(t, bin, 0, 0,
+		res := runHelper(t, bin,
 			hop("setlk", p, "w", 50, 10),
 			hop("setlk", p, "r", 0, 1),
 			hop("setlk", p, "w", 100, 10),
@@ -284,13 +283,13 @@ func TestLocks(t *testing.T) {
 		}
 		// flock across processes.
 		noErr(t, unix.Flock(a, unix.LOCK_EX|unix.LOCK_NB), "flock")
-		if res := runAs(t, bin, 0, 0, hop("flock", p)); res[0] != "EWOULDBLOCK" && res[0] != "EAGAIN" {
+		if res := runHelper(t, bin, hop("flock", p)); res[0] != "EWOULDBLOCK" && res[0] != "EAGAIN" {
 			t.Errorf("other process flock against ours: %s, want EWOULDBLOCK", res[0])
 		}
 		noErr(t, unix.Flock(a, unix.LOCK_UN), "unlock")
 		// Our lock goes away when we unlock; theirs when they exit.
 		noErr(t, unix.FcntlFlock(uintptr(a), unix.F_SETLK, &unix.Flock_t{Type: unix.F_UNLCK}), "unlock")
-		if res := runAs(t, bin, 0, 0, hop("setlk", p, "w", 0, 0), hop("flock", p)); res[0] != "ok" || res[1] != "ok" {
+		if res := runHelper(t, bin, hop("setlk", p, "w", 0, 0), hop("flock", p)); res[0] != "ok" || res[1] != "ok" {
 			t.Errorf("other process after unlock: %v", res)
 		}
 		q := &unix.Flock_t{Type: unix.F_WRLCK}

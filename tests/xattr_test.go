@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -216,5 +217,40 @@ func TestXattrFileTypes(t *testing.T) {
 	}
 	if got := listXattrs(t, j("l")); contains(got, "user.via") {
 		t.Errorf("llistxattr of the link shows the target's xattr")
+	}
+}
+
+// TestXattrListLimit: names totalling more than 64 KiB can be set and read
+// one by one, listxattr's size query reports them all, but the list itself is
+// E2BIG (XATTR_LIST_MAX), whatever the buffer.
+func TestXattrListLimit(t *testing.T) {
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	p := filepath.Join(mnt, "f")
+	writeFile(t, p, nil)
+	total := 0
+	for i := 0; i < 300; i++ {
+		n := fmt.Sprintf("user.%03d%s", i, strings.Repeat("n", 240))
+		noErr(t, unix.Setxattr(p, n, []byte("v"), 0), "setxattr %d", i)
+		total += len(n) + 1
+	}
+	sz, err := unix.Listxattr(p, nil)
+	want := total
+	if !tmpfsMode {
+		// The kernel's FUSE client clamps the answer of a size query to
+		// XATTR_LIST_MAX (fs/fuse/xattr.c, fuse_listxattr), whatever the
+		// server replies; the listing itself fails as on tmpfs.
+		want = 65536
+	}
+	if err != nil || sz != want {
+		t.Errorf("listxattr size query: %d, %v; want %d", sz, errString(err), want)
+	}
+	_, err = unix.Listxattr(p, make([]byte, 65536))
+	wantErrno(t, err, unix.E2BIG, "listxattr of %d bytes of names into 64 KiB", total)
+	_, err = unix.Listxattr(p, make([]byte, total))
+	wantErrno(t, err, unix.E2BIG, "listxattr of %d bytes of names into a buffer that fits", total)
+	buf := make([]byte, 10)
+	if n, err := unix.Getxattr(p, fmt.Sprintf("user.%03d%s", 299, strings.Repeat("n", 240)), buf); err != nil || string(buf[:n]) != "v" {
+		t.Errorf("getxattr of the last name: %v", err)
 	}
 }
