@@ -22,6 +22,14 @@
 // debug.SetPanicOnFault so that a fault (a store file truncated behind the
 // server's back, say) becomes ErrFault instead of killing the process.
 //
+// A blob may be as large as math.MaxInt64 bytes, as a tmpfs file may. Its
+// last page, [math.MaxInt64 &^ 4095, math.MaxInt64), cannot be mapped (the
+// mapping would end at 2^63), so its bytes go through pread and pwrite on
+// the store file; it is accounted like any other page. fallocate cannot
+// free it either, so it is freed by cutting the store file short at its
+// start and growing it back, which no window notices. Page arithmetic near
+// 2^63 goes through pageUp and pageOff, which do not overflow.
+//
 // Store files and their descriptors are bounded too: descriptors are kept in
 // an LRU of at most Options.MaxFDs and reopened on demand; a blob that was
 // never written has no store file at all. The per-blob page sets live in
