@@ -164,6 +164,7 @@ func (b *Blob) copyOutLocked(p []byte, off int64) error {
 		}
 		wo := pos - idx<<s.winShift
 		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
+		populate(w.mem, wo, c, false)
 		err = b.copyGuarded(p[done:done+c], w.mem[wo:wo+int64(c)], pos)
 		s.unpinWindow(w)
 		if err != nil {
@@ -243,6 +244,7 @@ func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 		}
 		wo := pos - idx<<s.winShift
 		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
+		populate(w.mem, wo, c, true)
 		err = b.copyGuarded(w.mem[wo:wo+int64(c)], p[done:done+c], pos)
 		s.unpinWindow(w)
 		if err != nil {
