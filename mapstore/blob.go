@@ -582,11 +582,66 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
+	ps, pe := off>>pageShift, pageUp(end)
+	again := b.reservedOnlyLocked(ps, pe)
+	if _, err := b.allocLocked(ps, pe, false); err != nil {
+		return err
+	}
+	if err := b.fallocAgainLocked(again); err != nil {
 		return err
 	}
 	if !keepSize && end > b.size {
 		b.size = end
+	}
+	return nil
+}
+
+// reservedOnlyLocked returns the runs of [ps, pe) that are allocated but
+// hold no data.
+//
+// Preconditions: b.mu is held.
+func (b *Blob) reservedOnlyLocked(ps, pe int64) []extent {
+	var runs []extent
+	for p := ps; p < pe; {
+		s, ok := b.alloc.nextIn(p)
+		if !ok || s >= pe {
+			break
+		}
+		e := min(b.alloc.nextOut(s), pe)
+		for q := s; q < e; {
+			gs, ge, ok := b.data.nextGap(q, e)
+			if !ok {
+				break
+			}
+			runs = append(runs, extent{gs, ge})
+			q = ge
+		}
+		p = e
+	}
+	return runs
+}
+
+// fallocAgainLocked allocates again pages an earlier Allocate reserved.
+// On tmpfs that makes them data: zero pages that SEEK_DATA reports
+// (shmem_get_folio_gfp with SGP_FALLOC clears a folio it finds not
+// uptodate). The store file and the blob's data set both follow.
+//
+// Preconditions: b.mu is held for writing; the runs are allocated.
+func (b *Blob) fallocAgainLocked(runs []extent) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	s := b.s
+	fd, err := s.acquireFD(b, true)
+	if err != nil {
+		return err
+	}
+	defer s.releaseFD(b)
+	for _, r := range runs {
+		if err := b.fallocFileLocked(fd, r.start, r.end); err != nil {
+			return err
+		}
+		b.data.add(r.start, r.end)
 	}
 	return nil
 }

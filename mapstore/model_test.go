@@ -249,8 +249,18 @@ func (m *mstore) allocate(b *mblob, off, n int64, keep bool) error {
 	if err := m.rangeArgs(off, n); err != nil {
 		return err
 	}
+	// Pages an earlier allocate reserved become data, as on tmpfs.
+	var again []int64
+	for q := off / pg; q < ceilPage(off+n); q++ {
+		if b.alloc[q] && !b.dpg[q] {
+			again = append(again, q)
+		}
+	}
 	if err := m.allocAll(b, off/pg, ceilPage(off+n)); err != nil {
 		return err
+	}
+	for _, q := range again {
+		b.dpg[q] = true
 	}
 	if !keep {
 		b.grow(off + n)

@@ -32,14 +32,13 @@ import (
 
 var modelSeedFlag = flag.Int64("model.seed", -1, "model tester: run only this seed (also MMAPFS_MODEL_SEED)")
 
-// modelStrict (MMAPFS_MODEL_STRICT=1) keeps two tmpfs behaviours that mmapfs
-// departs from on purpose or that no sane design copies; by default an op
-// that would show one is skipped (on the mount and the model alike):
-//   - copy_file_range on tmpfs goes through splice, which writes zeros
-//     for the source's holes: every destination page becomes data. mmapfs
-//     copies holes as holes (mapstore.Blob.CopyFrom).
-//   - fallocate over a page an earlier fallocate allocated (and nothing
-//     wrote) makes it data on tmpfs (shmem_get_folio_gfp initialises it).
+// modelStrict (MMAPFS_MODEL_STRICT=1) keeps a tmpfs behaviour that mmapfs
+// departs from on purpose; by default an op that would show it is skipped
+// (on the mount and the model alike): copy_file_range on tmpfs goes
+// through splice, which writes zeros for the source's holes, so every
+// destination page becomes data. mmapfs copies holes as holes
+// (mapstore.Blob.CopyFrom). (Fallocating a page an earlier fallocate
+// reserved makes it data on tmpfs and on mmapfs alike.)
 var modelStrict = os.Getenv("MMAPFS_MODEL_STRICT") == "1"
 
 const (
@@ -47,6 +46,8 @@ const (
 	modelWindow   = 2 << 20 // a store window: writes are made to cross it
 	modelMaxFds   = 4       // descriptors a worker keeps open at most
 	modelFullRead = 256 << 10
+
+	modelDefaultOps = 250 // per seed and mode: CI (-race) stays well under 60 s
 )
 
 // modelEnvInt reads an integer environment variable, def when unset.
@@ -655,9 +656,6 @@ func (m *modelState) apply(op *modelOp) modelRes {
 				return modelRes{err: e}
 			}
 		}
-		if !modelStrict && op.Mode&unix.FALLOC_FL_PUNCH_HOLE == 0 && n.anyFalloc(op.Off, op.Off+op.Len) {
-			return modelRes{skip: true}
-		}
 		return modelRes{err: n.fallocate(op.Mode, op.Off, op.Len)}
 	case "copy":
 		// The source is opened O_RDONLY, which a directory allows;
@@ -1193,6 +1191,14 @@ func (g *modelGen) next() modelOp {
 			op.Off = g.offset(sz)
 		}
 		op.Len = g.length()
+		if _, _, sn, e := g.m.resolve(op.P); !modelStrict && e == 0 && sn != nil && sn.typ == 'f' && g.chance(0.9) {
+			// Mostly from data: copies reading holes are skipped.
+			if ext := sn.dataExtents(); len(ext) > 0 {
+				x := ext[g.pick(len(ext))]
+				op.Off = x[0] + g.r.Int63n(x[1]-x[0])
+				op.Len = 1 + g.r.Int63n(x[1]-op.Off)
+			}
+		}
 		op.Off2 = g.offset(g.sizeOf(op.Q))
 		if op.Q == op.P && g.chance(0.8) {
 			// Mostly ranges that do not overlap.
@@ -1233,6 +1239,24 @@ func (g *modelGen) next() modelOp {
 	case "setxattr", "removexattr", "getxattr":
 		op.P = g.existing(ps, 0)
 		op.Name = modelXattrNames[g.pick(len(modelXattrNames))]
+		if kind != "setxattr" && g.chance(0.7) {
+			// Mostly names that exist.
+			var have []modelPathInfo
+			for _, p := range ps {
+				if len(p.n.xattr) > 0 {
+					have = append(have, p)
+				}
+			}
+			if len(have) > 0 {
+				p := have[g.pick(len(have))]
+				names := make([]string, 0, len(p.n.xattr))
+				for nm := range p.n.xattr {
+					names = append(names, nm)
+				}
+				sort.Strings(names)
+				op.P, op.Name = p.rel, names[g.pick(len(names))]
+			}
+		}
 		if kind == "setxattr" {
 			n := g.pick(48)
 			if g.chance(0.05) {
@@ -1518,6 +1542,7 @@ func (w *modelWorker) step(op modelOp, check bool) *modelFail {
 		return &modelFail{step: idx, op: op, class: class, msg: fmt.Sprintf(format, args...)}
 	}
 	want := w.m.apply(&op)
+	modelCount(op.Kind, want)
 	if want.skip {
 		return nil
 	}
@@ -1541,6 +1566,47 @@ func (w *modelWorker) step(op modelOp, check bool) *modelFail {
 		}
 	}
 	return nil
+}
+
+// modelStats counts ops by kind: done and succeeded, done and failed as
+// the model said, skipped.
+var (
+	modelStatsMu sync.Mutex
+	modelStats   = map[string]*[3]int{}
+)
+
+func modelCount(kind string, r modelRes) {
+	modelStatsMu.Lock()
+	defer modelStatsMu.Unlock()
+	c := modelStats[kind]
+	if c == nil {
+		c = new([3]int)
+		modelStats[kind] = c
+	}
+	switch {
+	case r.skip:
+		c[2]++
+	case r.err != 0:
+		c[1]++
+	default:
+		c[0]++
+	}
+}
+
+func modelStatsString() string {
+	modelStatsMu.Lock()
+	defer modelStatsMu.Unlock()
+	var kinds []string
+	for k := range modelStats {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for _, k := range kinds {
+		c := modelStats[k]
+		fmt.Fprintf(&b, " %s=%d/%d/%d", k, c[0], c[1], c[2])
+	}
+	return b.String()
 }
 
 // modelDiff describes where got and want differ.
@@ -2018,7 +2084,18 @@ func modelShrink(t testing.TB, ops []modelOp, first *modelFail, budget time.Dura
 func modelReport(t *testing.T, seed int64, what string, ops []modelOp, f *modelFail, shrinkable bool) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s failed with seed %d (rerun: go test ./tests/ -run 'TestModel/%s' -model.seed=%d):\n  %v\n", what, seed, strings.SplitN(t.Name(), "/", 2)[min(1, strings.Count(t.Name(), "/"))], seed, f)
+	env := fmt.Sprintf("MMAPFS_MODEL_OPS=%d ", modelEnvInt("MMAPFS_MODEL_OPS", modelDefaultOps))
+	if modelStrict {
+		env += "MMAPFS_MODEL_STRICT=1 "
+	}
+	if tmpfsMode {
+		env += "MMAPFS_TEST_TMPFS=1 "
+	}
+	sub := t.Name()
+	if i := strings.Index(sub, "/"); i >= 0 {
+		sub = sub[i+1:]
+	}
+	fmt.Fprintf(&b, "%s failed with seed %d (rerun: %sgo test ./tests/ -run 'TestModel/%s$' -model.seed=%d):\n  %v\n", what, seed, env, sub, seed, f)
 	list, lf := ops, f
 	if shrinkable && f.step >= 0 {
 		budget := time.Duration(modelEnvInt("MMAPFS_MODEL_SHRINK", 60)) * time.Second
@@ -2060,7 +2137,7 @@ func modelSeeds() []int64 {
 // of tmpfs: one worker; several workers on separate directories; several
 // workers sharing files with order-independent operations.
 func TestModel(t *testing.T) {
-	nops := int(modelEnvInt("MMAPFS_MODEL_OPS", 250))
+	nops := int(modelEnvInt("MMAPFS_MODEL_OPS", modelDefaultOps))
 	var mu sync.Mutex
 	totalOps, seeds := 0, 0
 	count := func(n int) { mu.Lock(); totalOps += n; mu.Unlock() }
@@ -2076,7 +2153,8 @@ func TestModel(t *testing.T) {
 			count(modelRunShared(t, seed, 3, max(4, nops/25), 8))
 		})
 	}
-	t.Logf("MODEL-SUMMARY seeds=%d ops=%d tmpfs=%v", seeds, totalOps, tmpfsMode)
+	t.Logf("MODEL-SUMMARY seeds=%d ops=%d tmpfs=%v strict=%v", seeds, totalOps, tmpfsMode, modelStrict)
+	t.Logf("model ops by kind (ok/expected error/skipped, shrinking runs included):%s", modelStatsString())
 }
 
 // modelRunSingle: one worker, nops generated ops, checked after each.
@@ -2179,7 +2257,35 @@ func modelSharedRangeOf(i, reg int) (int64, int64) {
 	return base + int64(i)*modelSharedRange, base + int64(i+1)*modelSharedRange
 }
 
-func (g *modelGen) sharedOp(i int, start map[string]int64, ownEnd map[string]int64) modelOp {
+// modelSharedOwn is what a worker did to its own pages this round.
+type modelSharedOwn struct {
+	end      map[string]int64          // end of its writes and size-changing fallocates
+	falloc   map[string]map[int64]bool // pages it fallocated
+	punched  map[string]map[int64]bool // whole pages it punched
+	lo, hi   int64                     // current range (for page ownership)
+	roundMod *modelState               // the model as the round began
+}
+
+func (o *modelSharedOwn) mark(m map[string]map[int64]bool, f string, a, b int64) {
+	if m[f] == nil {
+		m[f] = map[int64]bool{}
+	}
+	for p := a / modelPageSize; p*modelPageSize < b; p++ {
+		m[f][p] = true
+	}
+}
+
+func (o *modelSharedOwn) any(m map[string]map[int64]bool, f string, a, b int64) bool {
+	for p := a / modelPageSize; p*modelPageSize < b; p++ {
+		if m[f][p] {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *modelGen) sharedOp(i int, start map[string]int64, own *modelSharedOwn) modelOp {
+	ownEnd := own.end
 	file := fmt.Sprintf("s%d", g.pick(modelSharedFiles))
 	reg := g.pick(3)
 	if reg == 2 && g.chance(0.7) {
@@ -2205,17 +2311,33 @@ func (g *modelGen) sharedOp(i int, start map[string]int64, ownEnd map[string]int
 	case x < 5:
 		op.Kind = "fallocate"
 		op.Mode = []uint32{0, unix.FALLOC_FL_KEEP_SIZE}[g.pick(2)]
+		if !modelStrict {
+			// Only pages of its own that are not fallocated yet:
+			// fallocating one twice differs (see modelStrict).
+			a = (a + modelPageSize - 1) &^ (modelPageSize - 1)
+			b = min(b, (lo+modelSharedRange)&^(modelPageSize-1))
+			if b <= a || own.any(own.falloc, file, a, b) {
+				return g.sharedOp(i, start, own)
+			}
+			_, _, nd, _ := own.roundMod.resolve(file)
+			if nd.anyFalloc(a, b) {
+				return g.sharedOp(i, start, own)
+			}
+			op.Off, op.Len = a, b-a
+		}
+		own.mark(own.falloc, file, a, b)
 		if op.Mode == 0 {
 			ownEnd[file] = max(ownEnd[file], b)
 		}
 	case x < 6:
 		op.Kind = "fallocate"
 		op.Mode = unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE
+		own.mark(own.punched, file, (a+modelPageSize-1)&^(modelPageSize-1), b&^(modelPageSize-1))
 	case x < 8:
 		op.Kind = "read"
 		if b > known {
 			if a >= known {
-				return g.sharedOp(i, start, ownEnd)
+				return g.sharedOp(i, start, own)
 			}
 			op.Len = known - a
 		}
@@ -2228,9 +2350,17 @@ func (g *modelGen) sharedOp(i int, start map[string]int64, ownEnd map[string]int
 		// Source bytes present since the round began; destination
 		// in the worker's range of the same region.
 		if a >= start[file] {
-			return g.sharedOp(i, start, ownEnd)
+			return g.sharedOp(i, start, own)
 		}
 		op.Len = min(op.Len, start[file]-a)
+		if !modelStrict {
+			// From data only (see modelStrict): all data when the
+			// round began and not punched since.
+			_, _, nd, _ := own.roundMod.resolve(file)
+			if !nd.allData(a, a+op.Len) || own.any(own.punched, file, a, a+op.Len) {
+				return g.sharedOp(i, start, own)
+			}
+		}
 		op.Off2 = lo + g.r.Int63n(hi-lo-op.Len+1)
 		ownEnd[op.Q] = max(ownEnd[op.Q], op.Off2+op.Len)
 	default:
@@ -2276,7 +2406,8 @@ func modelRunShared(t *testing.T, seed int64, n, rounds, perRound int) int {
 			}
 			ops := make([][]modelOp, n)
 			for i := 0; i < n; i++ {
-				own := map[string]int64{}
+				own := &modelSharedOwn{end: map[string]int64{}, falloc: map[string]map[int64]bool{},
+					punched: map[string]map[int64]bool{}, roundMod: w.m}
 				for k := 0; k < perRound; k++ {
 					ops[i] = append(ops[i], gens[i].sharedOp(i, start, own))
 				}
@@ -2309,8 +2440,12 @@ func modelRunShared(t *testing.T, seed int64, n, rounds, perRound int) int {
 					op := ops[i][k]
 					total++
 					want := w.m.apply(&op)
+					modelCount(op.Kind, want)
 					fail := func(class, format string, args ...any) *modelFail {
 						return &modelFail{step: len(log), op: op, class: class, msg: fmt.Sprintf("round %d worker %d: ", r, i) + fmt.Sprintf(format, args...)}
+					}
+					if want.skip {
+						return fail("model", "the model skips an op the mount ran (generator bug)")
 					}
 					if errs[i] != nil {
 						return fail("run", "%v", errs[i])
