@@ -1,0 +1,34 @@
+package tests
+
+import (
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Regressions found by the model tester (tests/model_test.go), each
+// reduced to the sequence it printed.
+
+// TestRegressFallocateTwice: a page reserved by one fallocate and
+// allocated again by another becomes data (SEEK_DATA finds it), as on
+// tmpfs, where the second fallocate initialises the page it finds.
+func TestRegressFallocateTwice(t *testing.T) {
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	fd := openFd(t, filepath.Join(mnt, "f"), unix.O_CREAT|unix.O_RDWR, 0o644)
+	defer closeFd(fd)
+	noErr(t, unix.Fallocate(fd, 0, 4885, 100431), "first fallocate")
+	seekExpect(t, fd, 0, unix.SEEK_DATA, 0, unix.ENXIO)
+	noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 16407, 1), "second fallocate")
+	seekExpect(t, fd, 0, unix.SEEK_DATA, 4*page, nil)
+	seekExpect(t, fd, 4*page, unix.SEEK_HOLE, 5*page, nil)
+	if st := fstat(t, fd); st.Blocks != 25*page/512 || st.Size != 4885+100431 {
+		t.Errorf("size %d blocks %d, want %d and %d", st.Size, st.Blocks, 4885+100431, 25*page/512)
+	}
+	b := make([]byte, 2*page)
+	preadFull(t, fd, b, 3*page)
+	if !isZero(b) {
+		t.Errorf("reserved pages do not read as zeros")
+	}
+}
