@@ -3,6 +3,7 @@ package mapstore
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 )
 
 // A store directory can outlive its Store (mmapfs --store keeps it across
@@ -55,6 +56,12 @@ func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
 // not yet returned to anyone.
 func (b *Blob) adoptLocked(size int64) error {
 	s := b.s
+	var st unix.Stat_t
+	if err := unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW); isENOENT(err) {
+		// Never written: a blob without a store file.
+		b.size = size
+		return nil
+	}
 	b.hasFile = true
 	fd, err := s.acquireFD(b, false)
 	if err != nil {

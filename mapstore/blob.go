@@ -386,6 +386,7 @@ func (b *Blob) fallocFileLocked(fd int, ps, pe int64) error {
 	off, end := pageOff(ps), pageOff(pe)
 	if err := b.s.sys.Fallocate(fd, fallocAlloc, off, end-off); err != nil {
 		if isENOSPC(err) {
+			b.s.warnFull(err)
 			return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, off, end, err)
 		}
 		return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, end, err)

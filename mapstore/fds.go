@@ -79,7 +79,15 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 		fd, err = s.sys.Openat(s.dirfd, b.name, flags, 0o600)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("mapstore: open store file %s: %w", b.name, err)
+		if flags == createFlags || isEMFILE(err) {
+			return -1, fmt.Errorf("mapstore: open store file %s: %w", b.name, err)
+		}
+		// The store file existed and is gone or unreadable: the store
+		// was changed behind the server's back. The data is lost; the
+		// program gets EIO, not the errno of a file it never named.
+		s.log.Error("store file missing or unreadable: its data is lost",
+			zap.String("file", b.name), zap.Error(err))
+		return -1, fmt.Errorf("%w: open store file %s: %w", ErrFault, b.name, err)
 	}
 	if flags == createFlags {
 		b.hasFile = true

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -60,6 +62,8 @@ type Stats struct {
 // Store is a directory of store files and the caches of their mappings and
 // descriptors. Its methods are safe for concurrent use.
 type Store struct {
+	lastFullWarn atomic.Int64 // unix nanoseconds of the last warnFull line
+
 	// Set by Open, then read-only.
 	dir     string
 	limit   int64 // Options.SizeLimit
@@ -379,4 +383,21 @@ func parseName(name string) (uint64, bool) {
 	}
 	id, err := strconv.ParseUint(name, 16, 64)
 	return id, err == nil
+}
+
+// fullWarnEvery spaces the warnings that the filesystem under the store is
+// full: a program that keeps writing would otherwise fill the log.
+const fullWarnEvery = 10 * time.Second
+
+// warnFull logs, at most once per fullWarnEvery, that the filesystem under
+// the store refused space. Unlike the size limit, which is the mount's own
+// business, this is the host running out: an administrator must hear of it.
+func (s *Store) warnFull(err error) {
+	now := time.Now().UnixNano()
+	last := s.lastFullWarn.Load()
+	if now-last < int64(fullWarnEvery) || !s.lastFullWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("the filesystem under the store is full: writes get ENOSPC",
+		zap.String("dir", s.dir), zap.Error(err))
 }

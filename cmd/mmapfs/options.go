@@ -349,12 +349,30 @@ func applyItems(o *mountOptions, env sysEnv, items []optItem) error {
 	for _, it := range items {
 		if err := it.def.set(o, env, it.value); err != nil {
 			if o, ok := strings.CutPrefix(it.origin, "-o "); ok {
-				return usagef("invalid mount option %s: %v", o, err)
+				return usagef("invalid mount option %s: %v", showOpt(o), err)
 			}
 			return usagef("invalid value %q for %s: %v", it.value, it.origin, err)
 		}
 	}
 	return nil
+}
+
+// showOpt renders an option for a one-line message: as it is when it is
+// plain text, quoted when it holds control characters or is not UTF-8, and
+// cut short when it is long.
+func showOpt(s string) string {
+	const max = 120
+	cut := len(s) > max
+	if cut {
+		s = s[:max]
+	}
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		s = q
+	}
+	if cut {
+		s += "…"
+	}
+	return s
 }
 
 // parseMountArgs parses the arguments of `mmapfs mount`: options and
@@ -400,8 +418,15 @@ var sizeUnits = map[string]uint64{
 // parseQuantity parses a non-negative number with an optional fraction and
 // a binary suffix (k, M, GiB, ...): "64m", "1.5G", "4096".
 func parseQuantity(s string) (uint64, error) {
+	n, _, err := parseQuantityExact(s)
+	return n, err
+}
+
+// parseQuantityExact is parseQuantity, also reporting whether the value
+// was a whole number (1.5k is; 1.5 is not).
+func parseQuantityExact(s string) (uint64, bool, error) {
 	if s == "" {
-		return 0, errors.New("empty value")
+		return 0, false, errors.New("empty value")
 	}
 	end := 0
 	for end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] == '.') {
@@ -409,7 +434,7 @@ func parseQuantity(s string) (uint64, error) {
 	}
 	num, suffix := s[:end], strings.ToLower(s[end:])
 	if num == "" || strings.Count(num, ".") > 1 || num == "." {
-		return 0, errors.New("not a number")
+		return 0, false, errors.New("not a number")
 	}
 	if len(suffix) > 1 {
 		// "KiB", "kb": both mean "k".
@@ -422,18 +447,18 @@ func parseQuantity(s string) (uint64, error) {
 	}
 	mult, ok := sizeUnits[suffix]
 	if !ok || (suffix == "b" && len(s)-end > 1) {
-		return 0, fmt.Errorf("unknown suffix %q (use k, m, g, t, p or e, powers of 1024)", s[end:])
+		return 0, false, fmt.Errorf("unknown suffix %q (use k, m, g, t, p or e, powers of 1024)", s[end:])
 	}
 	r, ok := new(big.Rat).SetString(num)
 	if !ok {
-		return 0, errors.New("not a number")
+		return 0, false, errors.New("not a number")
 	}
 	r.Mul(r, new(big.Rat).SetUint64(mult))
 	n := new(big.Int).Quo(r.Num(), r.Denom())
 	if !n.IsUint64() || n.Uint64() > 1<<63-1 {
-		return 0, errors.New("too large")
+		return 0, false, errors.New("too large")
 	}
-	return n.Uint64(), nil
+	return n.Uint64(), r.IsInt(), nil
 }
 
 // parseSize parses size=: bytes with a suffix, or a percentage of RAM
@@ -478,7 +503,11 @@ func roundPages(n uint64, pageSize int64) (int64, error) {
 // parseCount parses inodes=: a count with an optional k, m, g suffix
 // (powers of 1024, as tmpfs has them); 0 means no limit.
 func parseCount(s string) (uint64, error) {
-	return parseQuantity(s)
+	n, whole, err := parseQuantityExact(s)
+	if err == nil && !whole {
+		return 0, errors.New("not a whole number")
+	}
+	return n, err
 }
 
 // parseMode parses mode=: octal permission bits, 07777 at most.
