@@ -584,6 +584,12 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 		return err
 	}
 	ps, pe := off>>pageShift, pageUp(end)
+	newSize := b.size
+	if !keepSize && end > newSize {
+		newSize = end
+	}
+	// Also past the end of the file, as on tmpfs: reads and seeks stop at
+	// Size, and a later truncate up shows the pages as data.
 	again := b.reservedOnlyLocked(ps, pe)
 	if _, err := b.allocLocked(ps, pe, false); err != nil {
 		return err
@@ -591,9 +597,7 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 	if err := b.fallocAgainLocked(again); err != nil {
 		return err
 	}
-	if !keepSize && end > b.size {
-		b.size = end
-	}
+	b.size = newSize
 	return nil
 }
 

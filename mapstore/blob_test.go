@@ -917,3 +917,46 @@ func TestOpenBlobRejectsNonRegular(t *testing.T) {
 		t.Errorf("failed OpenBlob left %+v", st)
 	}
 }
+
+// TestAllocateTwice: allocating pages an earlier Allocate reserved makes
+// them data, as on tmpfs, also past the end of the file, where reads and
+// seeks do not see them until the file grows over them.
+func TestAllocateTwice(t *testing.T) {
+	s := newStore(t, Options{})
+	b := mustCreate(t, s)
+	mustWrite(t, b, []byte("x"), 0)
+	if err := b.Allocate(pg, 2*pg, false); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := b.SeekData(pg); !errors.Is(err, ErrNoData) || b.Size() != 3*pg {
+		t.Errorf("after the first allocate: SeekData = %d, %v; size %d", off, err, b.Size())
+	}
+	if err := b.Allocate(pg, pg, true); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := b.SeekData(pg); err != nil || off != pg {
+		t.Errorf("after the second allocate: SeekData = %d, %v, want %d", off, err, pg)
+	}
+	if h, err := b.SeekHole(pg); err != nil || h != 2*pg {
+		t.Errorf("after the second allocate: SeekHole = %d, %v, want %d", h, err, 2*pg)
+	}
+	// Past the end, size kept, twice: data, but only seen once the file
+	// grows over it.
+	for i := 0; i < 2; i++ {
+		if err := b.Allocate(5*pg, 2*pg, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, err := b.SeekHole(2 * pg); err != nil || h != 2*pg {
+		t.Errorf("SeekHole = %d, %v, want %d", h, err, 2*pg)
+	}
+	if err := b.Truncate(8 * pg); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := b.SeekData(3 * pg); err != nil || off != 5*pg {
+		t.Errorf("after growing over them: SeekData = %d, %v, want %d", off, err, 5*pg)
+	}
+	if p := readRange(t, b, 5*pg, 2*pg); !isZero(p) {
+		t.Error("reserved pages made data do not read as zeros")
+	}
+}

@@ -32,3 +32,19 @@ func TestRegressFallocateTwice(t *testing.T) {
 		t.Errorf("reserved pages do not read as zeros")
 	}
 }
+
+// TestRegressFallocateTwicePastEOF: pages reserved twice past the end of
+// the file (KEEP_SIZE) are data once a write far beyond makes the file
+// cover them, as on tmpfs (model seed 5007, shrunk).
+func TestRegressFallocateTwicePastEOF(t *testing.T) {
+	t.Parallel()
+	mnt, _, _ := mountFS(t)
+	fd := openFd(t, filepath.Join(mnt, "f"), unix.O_CREAT|unix.O_RDWR|unix.O_EXCL, 0o644)
+	defer closeFd(fd)
+	noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 8214, 1), "first fallocate")
+	noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, 60333), "second fallocate")
+	pwriteAll(t, fd, []byte("x"), 1073751869)
+	seekExpect(t, fd, 0, unix.SEEK_DATA, 2*page, nil)
+	seekExpect(t, fd, 2*page, unix.SEEK_HOLE, 3*page, nil)
+	seekExpect(t, fd, 3*page, unix.SEEK_DATA, 1073750016, nil)
+}
