@@ -18,16 +18,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
-	"mmapfs/fs"
 	"mmapfs/mapstore"
 )
 
@@ -37,152 +33,24 @@ func init() {
 
 // fltLog records the filesystem's log lines and passes them on to the
 // test's log (to stderr once the test has ended).
-type fltLog struct {
-	mu    sync.Mutex
-	t     testing.TB
-	done  bool
-	lines []string
-}
-
-func (l *fltLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := string(bytes.TrimRight(p, "\n"))
-	l.lines = append(l.lines, line)
-	if l.done {
-		return os.Stderr.Write(p)
-	}
-	l.t.Logf("mmapfs: %s", line)
-	return len(p), nil
-}
-
-func (l *fltLog) close() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
-}
-
-// has reports whether a line logged at level ERROR or above contains all
-// of words.
-func (l *fltLog) has(words ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-next:
-	for _, line := range l.lines {
-		if !strings.Contains(line, "ERROR") && !strings.Contains(line, "DPANIC") {
-			continue
-		}
-		for _, w := range words {
-			if !strings.Contains(line, w) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// hasWarning reports whether a line logged at level WARN contains all of
-// words.
-func (l *fltLog) hasWarning(words ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-next:
-	for _, line := range l.lines {
-		if !strings.Contains(line, "WARN") {
-			continue
-		}
-		for _, w := range words {
-			if !strings.Contains(line, w) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
-}
-
-func (l *fltLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.lines)
-}
-
 // fltMounted is an mmapfs mount on a store directory the test chooses.
 type fltMounted struct {
 	mnt, storeDir string
 	st            *mapstore.Store
-	log           *fltLog
-	dev           uint64
+	log           *testLogSink
 }
 
-// fltMount mounts mmapfs on a new directory with the store in
-// storeParent/store and opts (Dir and Logger are set here). Cleanup
-// unmounts (forcibly after a timeout), checks and closes the store.
+// fltMount mounts mmapfs with its store in storeParent/store and the
+// window and descriptor limits of opts (the shared mount helper does the
+// rest, cleanup included).
 func fltMount(t *testing.T, storeParent string, opts mapstore.Options) *fltMounted {
 	t.Helper()
 	if tmpfsMode {
 		t.Skip("damages the store of mmapfs; skipped in tmpfs mode")
 	}
-	base, err := os.MkdirTemp("/tmp", "mfsflt")
-	noErr(t, err, "MkdirTemp")
-	t.Cleanup(func() {
-		if isMountpoint(filepath.Join(base, "m")) {
-			t.Errorf("%s is still mounted; leaving it", base)
-			return
-		}
-		os.RemoveAll(base)
-	})
-	noErr(t, os.Chmod(base, 0o755), "chmod")
-	fm := &fltMounted{mnt: filepath.Join(base, "m"), storeDir: filepath.Join(storeParent, "store")}
-	noErr(t, os.Mkdir(fm.mnt, 0o755), "mkdir")
-	fm.log = &fltLog{t: t}
-	t.Cleanup(fm.log.close)
-	logger := zap.New(zapcore.NewCore(
-		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
-		zapcore.AddSync(fm.log), zap.WarnLevel))
-	opts.Dir = fm.storeDir
-	opts.Logger = logger
-	st, err := mapstore.Open(opts)
-	noErr(t, err, "mapstore.Open")
-	fm.st = st
-	m, err := fs.Mount(fm.mnt, fs.Config{Store: st, RootMode: 0o1777, Logger: logger})
-	if err != nil {
-		st.Close()
-		t.Fatalf("fs.Mount: %v", err)
-	}
-	var st0 unix.Stat_t
-	if unix.Stat(fm.mnt, &st0) == nil {
-		fm.dev = st0.Dev
-	}
-	abort := func() {
-		abortConn(fm.dev)
-		forceUnmount(fm.mnt)
-	}
-	wd := startWatchdog(t, defaultTestTimeout, abort)
-	t.Cleanup(wd.stop)
-	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- m.Unmount() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("unmount: %v", err)
-				abort()
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("unmount hung for 20s: aborting")
-			abort()
-			return // the server may still use the store
-		}
-		if err := st.Check(); err != nil {
-			t.Errorf("store Check after unmount: %v", err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("store Close: %v", err)
-		}
-	})
-	return fm
+	tm := mountTest(t, withStoreIn(storeParent),
+		withSmallCaches(opts.WindowSize, opts.MaxWindows, opts.MaxFDs))
+	return &fltMounted{mnt: tm.dir, storeDir: tm.storeDir, st: tm.st, log: tm.log}
 }
 
 // fltStoreFiles returns the store files (16 hex digits) of dir and their

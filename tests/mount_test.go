@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,10 +37,11 @@ var tmpfsMode = os.Getenv("MMAPFS_TEST_TMPFS") == "1"
 const defaultTestTimeout = 60 * time.Second
 
 type mountConfig struct {
-	size       int64  // size= (bytes of data); 0 = no limit
-	inodes     uint64 // inodes= (root included); 0 = no limit
-	allowOther bool   // other uids may enter the mount
-	timeout    time.Duration
+	size        int64  // size= (bytes of data); 0 = no limit
+	inodes      uint64 // inodes= (root included); 0 = no limit
+	allowOther  bool   // other uids may enter the mount
+	timeout     time.Duration
+	storeParent string // where the store directory goes; "" = a new one on /dev/shm
 	// Store caches (mmapfs only): window size, mapped windows and open
 	// store files at most; 0 = the defaults.
 	windowSize int64
@@ -66,21 +68,26 @@ func withSmallCaches(windowSize int64, maxWindows, maxFDs int) mountOption {
 	return func(c *mountConfig) { c.windowSize, c.maxWindows, c.maxFDs = windowSize, maxWindows, maxFDs }
 }
 
+// withStoreIn puts the store in parent/store instead of a new directory on
+// /dev/shm (mmapfs only), for tests that damage it or fill its filesystem.
+func withStoreIn(parent string) mountOption { return func(c *mountConfig) { c.storeParent = parent } }
+
 // withTimeout replaces the default watchdog timeout of the test.
 func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.timeout = d } }
 
 // testMount is one mounted filesystem under test.
 type testMount struct {
-	dir   string          // the mountpoint
-	m     *fs.Mounted     // nil in tmpfs mode
-	st    *mapstore.Store // nil in tmpfs mode
-	tmpfs bool            // a real tmpfs was mounted on dir (tmpfs mode)
-	dev   uint64          // st_dev of the mount (FUSE: the connection)
-	cfg   mountConfig     //
-	wd    *watchdog       //
-	log   *testLogSink    //
-	mu    sync.Mutex      //
-	gone  bool            // aborted by the watchdog
+	dir      string          // the mountpoint
+	m        *fs.Mounted     // nil in tmpfs mode
+	st       *mapstore.Store // nil in tmpfs mode
+	tmpfs    bool            // a real tmpfs was mounted on dir (tmpfs mode)
+	dev      uint64          // st_dev of the mount (FUSE: the connection)
+	storeDir string          // the store directory (mmapfs only)
+	cfg      mountConfig     //
+	wd       *watchdog       //
+	log      *testLogSink    //
+	mu       sync.Mutex      //
+	gone     bool            // aborted by the watchdog
 }
 
 // mountFS mounts a fresh, empty filesystem for t and returns its
@@ -135,8 +142,10 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		return tm
 	}
 
-	storeDir := ""
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+	storeDir := cfg.storeParent
+	if storeDir != "" {
+		// The caller's.
+	} else if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		if d, err := os.MkdirTemp("/dev/shm", "mmapfs-test-store-"); err == nil {
 			storeDir = d
 			t.Cleanup(func() { os.RemoveAll(d) })
@@ -148,8 +157,9 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	logger := zap.New(zapcore.NewCore(
 		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(tm.log), zap.WarnLevel))
+	tm.storeDir = filepath.Join(storeDir, "store")
 	st, err := mapstore.Open(mapstore.Options{
-		Dir:        filepath.Join(storeDir, "store"),
+		Dir:        tm.storeDir,
 		SizeLimit:  cfg.size,
 		WindowSize: cfg.windowSize,
 		MaxWindows: cfg.maxWindows,
@@ -359,19 +369,60 @@ func (w *watchdog) stop() {
 // testLogSink sends the filesystem's log lines to the test's log while the
 // test runs and to stderr afterwards (t.Log panics after the test ends).
 type testLogSink struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
+	mu    sync.Mutex
+	t     testing.TB
+	done  bool
+	lines []string // every line logged, for tests that look for one
 }
 
 func (s *testLogSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lines = append(s.lines, string(bytes.TrimRight(p, "\n")))
 	if s.done {
 		return os.Stderr.Write(p)
 	}
 	s.t.Logf("mmapfs: %s", bytes.TrimRight(p, "\n"))
 	return len(p), nil
+}
+
+// logged reports whether a line at one of levels (ERROR, WARN...) contains
+// all of words.
+func (s *testLogSink) logged(levels []string, words ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+next:
+	for _, line := range s.lines {
+		if !slices.ContainsFunc(levels, func(l string) bool { return strings.Contains(line, l) }) {
+			continue
+		}
+		for _, w := range words {
+			if !strings.Contains(line, w) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// has reports whether a line logged at level ERROR or above contains all
+// of words.
+func (s *testLogSink) has(words ...string) bool {
+	return s.logged([]string{"ERROR", "DPANIC"}, words...)
+}
+
+// hasWarning reports whether a line logged at level WARN contains all of
+// words.
+func (s *testLogSink) hasWarning(words ...string) bool {
+	return s.logged([]string{"WARN"}, words...)
+}
+
+// count returns the number of lines logged.
+func (s *testLogSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
 }
 
 func (s *testLogSink) close() {

@@ -5,12 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
-
-	"mmapfs/fs"
-	"mmapfs/mapstore"
 )
 
 // TestStoreTmpfsFull: when the tmpfs under the store fills up (no size=
@@ -26,40 +22,11 @@ func TestStoreTmpfsFull(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs for the store")
 	}
 	t.Parallel()
-	base := t.TempDir()
-	storeFS := filepath.Join(base, "storefs")
-	mnt := filepath.Join(base, "mnt")
-	for _, d := range []string{storeFS, mnt} {
-		noErr(t, os.Mkdir(d, 0o755), "mkdir")
-	}
+	storeFS := t.TempDir()
 	const tmpfsSize = 2 << 20
 	noErr(t, unix.Mount("tmpfs", storeFS, "tmpfs", 0, "size=2m"), "mount the store's tmpfs")
-	t.Cleanup(func() { unix.Unmount(storeFS, unix.MNT_DETACH) })
-
-	st, err := mapstore.Open(mapstore.Options{Dir: filepath.Join(storeFS, "store")})
-	noErr(t, err, "mapstore.Open")
-	m, err := fs.Mount(mnt, fs.Config{Store: st})
-	noErr(t, err, "fs.Mount")
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		close(done)
-		if err := m.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-		if err := st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		st.Close()
-	})
-	go func() { // a hung mount must not hang the run
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Errorf("timed out: aborting the mount")
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	}()
+	t.Cleanup(func() { unix.Unmount(storeFS, unix.MNT_DETACH) }) // after the mount's cleanup
+	mnt, _, _ := mountFS(t, withStoreIn(storeFS))
 
 	keep := bytes.Repeat([]byte("kept data "), 50<<10/10)
 	noErr(t, os.WriteFile(filepath.Join(mnt, "keep"), keep, 0o644), "write a first file")
