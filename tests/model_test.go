@@ -493,30 +493,20 @@ func (n *modelNode) anyFalloc(off, end int64) bool {
 
 // dataExtents are the SEEK_DATA/SEEK_HOLE extents tmpfs reports.
 func (n *modelNode) dataExtents() [][2]int64 {
-	var idx []int64
-	for i, pg := range n.pages {
-		if pg.state == modelData && i*modelPageSize < n.size {
-			idx = append(idx, i)
-		}
-	}
-	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
-	var ext [][2]int64
-	for _, i := range idx {
-		s, e := i*modelPageSize, min((i+1)*modelPageSize, n.size)
-		if len(ext) > 0 && ext[len(ext)-1][1] == s {
-			ext[len(ext)-1][1] = e
-		} else {
-			ext = append(ext, [2]int64{s, e})
-		}
-	}
-	return ext
+	return n.pageRuns(func(state byte) bool { return state == modelData })
 }
 
 // allocRuns are the runs of allocated pages (data or fallocated) below EOF.
 func (n *modelNode) allocRuns() [][2]int64 {
+	return n.pageRuns(func(byte) bool { return true })
+}
+
+// pageRuns are the byte ranges below EOF of the pages whose state keep
+// accepts, adjacent pages merged.
+func (n *modelNode) pageRuns(keep func(byte) bool) [][2]int64 {
 	var idx []int64
-	for i := range n.pages {
-		if i*modelPageSize < n.size {
+	for i, pg := range n.pages {
+		if keep(pg.state) && i*modelPageSize < n.size {
 			idx = append(idx, i)
 		}
 	}
