@@ -50,6 +50,7 @@ func (d *Dir) changed(delta int, subdir bool, now time.Time) {
 		d.nlink = uint32(int(d.nlink) + delta)
 	}
 	d.mtime, d.ctime = now, now
+	d.saveLocked()
 	d.mu.Unlock()
 }
 
@@ -89,6 +90,10 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	n.initNode(d.fsys, ino, mode, callerOf(ctx), d)
 	if n.isDir() {
 		n.nlink = 2
+	}
+	if errno := d.fsys.saveEntries(n, []*Dir{d}, []string{name}, []*node{n}); errno != 0 {
+		d.fsys.freeIno()
+		return nil, errno
 	}
 	ch := d.NewPersistentInode(ctx, ops, n.stable())
 	d.changed(+1, n.isDir(), n.ctime)
@@ -134,6 +139,14 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	}
 	f.initNode(d.fsys, ino, syscall.S_IFREG|mode&07777, callerOf(ctx), d)
 	f.nlink = 0
+	f.mu.Lock()
+	errno = f.saveLocked()
+	f.mu.Unlock()
+	if errno != 0 {
+		d.fsys.freeIno()
+		f.blob.Free()
+		return nil, nil, 0, errno
+	}
 	ch := d.NewPersistentInode(ctx, f, f.stable())
 	f.attr(&out.Attr)
 	fh, fuseFlags := f.opened(flags)
@@ -191,6 +204,10 @@ func (d *Dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, 
 	if errno := n.addLink(now); errno != 0 {
 		return nil, errno
 	}
+	if errno := d.fsys.saveEntries(n, []*Dir{d}, []string{name}, []*node{n}); errno != 0 {
+		d.fsys.dropLink(n, now)
+		return nil, errno
+	}
 	d.changed(+1, false, now)
 	n.attr(&out.Attr)
 	return n.EmbeddedInode(), 0
@@ -208,6 +225,9 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	n := nodeOf(ch.Operations())
 	if n.isDir() {
 		return syscall.EISDIR
+	}
+	if errno := d.fsys.saveEntries(nil, []*Dir{d}, []string{name}, []*node{nil}); errno != 0 {
+		return errno
 	}
 	now := time.Now()
 	d.changed(-1, false, now)
@@ -230,6 +250,9 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	if sub.entries() > 0 {
 		return syscall.ENOTEMPTY
+	}
+	if errno := d.fsys.saveEntries(nil, []*Dir{d}, []string{name}, []*node{nil}); errno != 0 {
+		return errno
 	}
 	now := time.Now()
 	d.changed(-1, true, now)
@@ -272,6 +295,9 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 			return syscall.ENOENT
 		}
 		dst := nodeOf(dstIn.Operations())
+		if errno := d.fsys.saveEntries(nil, []*Dir{d, np}, []string{name, newName}, []*node{dst, src}); errno != 0 {
+			return errno
+		}
 		if d != np && src.isDir() != dst.isDir() {
 			// A directory changes parent: move its ".." link.
 			if src.isDir() {
@@ -304,6 +330,12 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 				return syscall.ENOTEMPTY
 			}
 		}
+	}
+	if errno := d.fsys.saveEntries(nil, []*Dir{d, np}, []string{name, newName}, []*node{nil, src}); errno != 0 {
+		return errno
+	}
+	if dstIn != nil {
+		dst := nodeOf(dstIn.Operations())
 		// The old entry goes away; the new one takes its place.
 		np.changed(-1, dst.isDir(), now)
 		if dst.isDir() {
@@ -334,6 +366,7 @@ func (n *node) addLink(now time.Time) syscall.Errno {
 	}
 	n.nlink++
 	n.ctime = now
+	n.saveLocked()
 	return 0
 }
 
@@ -348,6 +381,9 @@ func (fsys *filesystem) dropLink(n *node, now time.Time) {
 		n.nlink--
 	}
 	n.ctime = now
+	if n.nlink > 0 {
+		n.saveLocked()
+	}
 	n.mu.Unlock()
 	fsys.maybeReclaim(n)
 }
@@ -376,6 +412,7 @@ func (fsys *filesystem) maybeReclaim(n *node) {
 	n.reclaimed = true
 	n.xattr = nil
 	n.mu.Unlock()
+	fsys.saveFree(n.ino)
 	if f != nil {
 		if err := f.blob.Free(); err != nil {
 			fsys.log.Error("freeing the data of a removed file failed",

@@ -37,9 +37,11 @@ var (
 	_ = (gofs.FileFsyncdirer)((*dirHandle)(nil))
 )
 
-// Fsyncdir implements gofs.FileFsyncdirer. Names and attributes live in
-// memory; there is nothing to write.
-func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+// Fsyncdir implements gofs.FileFsyncdirer: with a store, the journal is
+// made durable; without one, names and attributes live in memory only.
+func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	return h.d.fsys.syncMeta()
+}
 
 // Readdirent implements gofs.FileReaddirenter.
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {

@@ -81,7 +81,10 @@ func (f *File) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { re
 
 // Fsync implements gofs.NodeFsyncer.
 func (f *File) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
-	return toErrno(f.fsys.log, "fsync", f.blob.Sync(0, math.MaxInt64))
+	if errno := toErrno(f.fsys.log, "fsync", f.blob.Sync(0, math.MaxInt64)); errno != 0 {
+		return errno
+	}
+	return f.fsys.syncMeta()
 }
 
 // Read implements gofs.NodeReader. The data is copied into dest, so the
@@ -113,7 +116,9 @@ func (n *node) touchAtime() bool {
 func (f *File) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.blob.WriteAt(data, off)
 	if n > 0 {
-		f.touchMtime()
+		if errno := f.touchMtime(); errno != 0 {
+			return 0, errno
+		}
 	}
 	if err != nil && n == 0 {
 		return 0, toErrno(f.fsys.log, "write", err)
@@ -139,17 +144,21 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 		}
 	}
 	if done > 0 {
-		f.touchMtime()
+		if errno := f.touchMtime(); errno != 0 {
+			return 0, errno
+		}
 	}
 	return uint32(done), 0
 }
 
 // touchMtime records a change of the data.
-func (n *node) touchMtime() {
+func (n *node) touchMtime() syscall.Errno {
 	now := time.Now()
 	n.mu.Lock()
 	n.mtime, n.ctime = now, now
+	errno := n.saveLocked()
 	n.mu.Unlock()
+	return errno
 }
 
 // truncate sets the size, as truncate(2) and O_TRUNC do.
@@ -160,8 +169,7 @@ func (f *File) truncate(size uint64) syscall.Errno {
 	if err := f.blob.Truncate(int64(size)); err != nil {
 		return toErrno(f.fsys.log, "truncate", err)
 	}
-	f.touchMtime()
-	return 0
+	return f.touchMtime()
 }
 
 // Lseek implements gofs.NodeLseeker for SEEK_DATA and SEEK_HOLE; the
@@ -198,7 +206,9 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	case 0:
 		err = f.blob.Allocate(int64(off), int64(size), keep)
 		if err == nil {
-			f.touchMtime()
+			if errno := f.touchMtime(); errno != 0 {
+				return errno
+			}
 		}
 	case unix.FALLOC_FL_PUNCH_HOLE:
 		if !keep {
@@ -206,12 +216,16 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 		}
 		err = f.blob.PunchHole(int64(off), int64(size))
 		if err == nil {
-			f.touchMtime()
+			if errno := f.touchMtime(); errno != 0 {
+				return errno
+			}
 		}
 	case unix.FALLOC_FL_ZERO_RANGE:
 		err = f.blob.ZeroRange(int64(off), int64(size), keep)
 		if err == nil {
-			f.touchMtime()
+			if errno := f.touchMtime(); errno != 0 {
+				return errno
+			}
 		}
 	default:
 		return syscall.EOPNOTSUPP

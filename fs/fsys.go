@@ -27,6 +27,9 @@ type filesystem struct {
 
 	nextIno atomic.Uint64 // last inode number handed out
 	inodes  atomic.Int64  // live inodes, root included
+
+	root    *Dir     // set by NewRoot; immutable
+	persist *persist // nil without a store; see persist.go
 }
 
 // NewRoot builds the root directory of a new, empty filesystem.
@@ -46,6 +49,10 @@ func NewRoot(cfg Config) (*Dir, error) {
 		mode = 01777
 	}
 	root := &Dir{}
+	fsys.root = root
+	if cfg.Meta != nil {
+		return root, fsys.loadState(cfg)
+	}
 	root.initNode(fsys, 1, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
 	root.nlink = 2
 	return root, nil

@@ -31,6 +31,7 @@ func (k *wireFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
 
 // Write implements fuse.RawFileSystem.
 func (k *wireFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	defer k.fsys.changing()()
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}
@@ -39,6 +40,7 @@ func (k *wireFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (u
 
 // Writev implements fuse.RawFileSystem; go-fuse tries it before Write.
 func (k *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	defer k.fsys.changing()()
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}
@@ -47,6 +49,7 @@ func (k *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte)
 
 // Open implements fuse.RawFileSystem.
 func (k *wireFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	defer k.fsys.changing()()
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}

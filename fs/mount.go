@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
 
+	"mmapfs/journal"
 	"mmapfs/mapstore"
 )
 
@@ -24,18 +26,39 @@ type Config struct {
 	FsName     string          // source field in /proc/mounts; "" = "mmapfs"
 	MountFlags uintptr         // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY…
 	Logger     *zap.Logger     // nil = zap.NewNop()
+
+	// Meta and State, with a persistent store: the store's metadata,
+	// and the tree it holds (which Mount takes over). Without them the
+	// filesystem starts empty and is forgotten at exit.
+	Meta  *journal.Meta
+	State *journal.State
 }
 
 // Mounted is a live mount.
 type Mounted struct {
 	Server *fuse.Server
 	Root   *Dir
+
+	closeOnce sync.Once
 }
 
 // Unmount asks the kernel to unmount and waits for the server to stop.
+// With a persistent store it then closes the store (see Close).
 func (m *Mounted) Unmount() error {
 	err := m.Server.Unmount()
 	m.Server.Wait()
+	if err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// Close, once the server has stopped, writes the last snapshot of a
+// persistent store and lets go of its lock. It does nothing the second
+// time, or without a store.
+func (m *Mounted) Close() error {
+	var err error
+	m.closeOnce.Do(func() { err = m.Root.fsys.closePersist() })
 	return err
 }
 

@@ -141,6 +141,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	// makes atime, mtime and ctime equal, as on tmpfs.
 	now := time.Now()
 	n.mu.Lock()
+	_, hadCap := n.xattr["security.capability"]
 	changed := false
 	// The kernel asks to drop privileges with FATTR_KILL_SUIDGID, or,
 	// from its own file_remove_privs and from chown(f, -1, -1), with a
@@ -182,7 +183,16 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	} else if changed {
 		n.ctime = now
 	}
+	var errno syscall.Errno
+	if _, hasCap := n.xattr["security.capability"]; hadCap && !hasCap {
+		errno = n.saveXattrLocked("security.capability", nil)
+	} else {
+		errno = n.saveLocked()
+	}
 	n.mu.Unlock()
+	if errno != 0 {
+		return errno
+	}
 	n.attr(&out.Attr)
 	return 0
 }
@@ -198,6 +208,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 func (n *node) touchCtime(now time.Time) {
 	n.mu.Lock()
 	n.ctime = now
+	n.saveLocked()
 	n.mu.Unlock()
 }
 
@@ -207,6 +218,7 @@ func (n *node) addLinks(d int, now time.Time) uint32 {
 	defer n.mu.Unlock()
 	n.nlink = uint32(int(n.nlink) + d)
 	n.ctime = now
+	n.saveLocked()
 	return n.nlink
 }
 

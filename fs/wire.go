@@ -25,6 +25,7 @@ const renameWhiteout = 4
 // empty in between. The whiteout's inode is taken before the rename, so a
 // full inode table refuses the whole request.
 func (w *wireFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	defer w.fsys.changing()()
 	if in.Flags&renameWhiteout == 0 {
 		return w.RawFileSystem.Rename(cancel, in, oldName, newName)
 	}
@@ -51,4 +52,75 @@ func (w *wireFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newN
 	// reply would have given it.
 	w.RawFileSystem.Forget(out.NodeId, 1)
 	return fuse.OK
+}
+
+// The requests below change the tree. With a store, each holds the
+// quiesce lock for reading while go-fuse's bridge and the node serve it,
+// so that compaction sees no change half made (see persist.go). Requests
+// served inside them (kill, the whiteout's mknod) call RawFileSystem
+// directly and do not take it again.
+
+func (w *wireFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Create(cancel, in, name, out)
+}
+
+func (w *wireFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Tmpfile(cancel, in, out)
+}
+
+func (w *wireFS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Mknod(cancel, in, name, out)
+}
+
+func (w *wireFS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Mkdir(cancel, in, name, out)
+}
+
+func (w *wireFS) Symlink(cancel <-chan struct{}, header *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Symlink(cancel, header, target, name, out)
+}
+
+func (w *wireFS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Link(cancel, in, name, out)
+}
+
+func (w *wireFS) Unlink(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Unlink(cancel, header, name)
+}
+
+func (w *wireFS) Rmdir(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Rmdir(cancel, header, name)
+}
+
+func (w *wireFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.SetAttr(cancel, in, out)
+}
+
+func (w *wireFS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.SetXAttr(cancel, in, attr, data)
+}
+
+func (w *wireFS) RemoveXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.RemoveXAttr(cancel, header, attr)
+}
+
+func (w *wireFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Fallocate(cancel, in)
+}
+
+func (w *wireFS) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.CopyFileRange(cancel, in)
 }

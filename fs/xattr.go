@@ -80,7 +80,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	n.xattr[attr] = append([]byte(nil), data...)
 	n.ctime = time.Now()
-	return 0
+	return n.saveXattrLocked(attr, n.xattr[attr])
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
@@ -95,7 +95,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	}
 	delete(n.xattr, attr)
 	n.ctime = time.Now()
-	return 0
+	return n.saveXattrLocked(attr, nil)
 }
 
 // Listxattr implements gofs.NodeListxattrer: names NUL-terminated. Names

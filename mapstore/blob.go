@@ -828,6 +828,24 @@ func (b *Blob) Sync(off, length int64) error {
 	if err := s.sys.Fdatasync(fd); err != nil {
 		return fmt.Errorf("mapstore: fdatasync %s: %w", b.name, err)
 	}
+	return s.syncDir()
+}
+
+// syncDir makes the names of new store files durable: a store file whose
+// data was synced is no use if its directory entry is lost.
+func (s *Store) syncDir() error {
+	if !s.dirDirty.Swap(false) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if err := s.sys.Fsync(s.dirfd); err != nil {
+		s.dirDirty.Store(true)
+		return fmt.Errorf("mapstore: fsync store directory: %w", err)
+	}
 	return nil
 }
 

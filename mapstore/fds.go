@@ -91,6 +91,7 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	}
 	if flags == createFlags {
 		b.hasFile = true
+		s.dirDirty.Store(true)
 	}
 	f.fd = fd
 	s.nfds++

@@ -63,6 +63,9 @@ type Stats struct {
 // descriptors. Its methods are safe for concurrent use.
 type Store struct {
 	lastFullWarn atomic.Int64 // unix nanoseconds of the last warnFull line
+	// dirDirty is set when a store file is made: the directory entry
+	// is not durable until Sync fsyncs the directory.
+	dirDirty atomic.Bool
 
 	// Set by Open, then read-only.
 	dir     string
@@ -241,6 +244,13 @@ func (s *Store) SetNextID(next uint64) {
 	s.mu.Lock()
 	s.nextID = max(s.nextID, next)
 	s.mu.Unlock()
+}
+
+// NextID returns the id Create would try next.
+func (s *Store) NextID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextID
 }
 
 // Files returns the ids of the store files in Dir, open as blobs or not, in

@@ -21,6 +21,7 @@ type Sys struct {
 	Ftruncate func(fd int, length int64) error
 	Fallocate func(fd int, mode uint32, off, length int64) error
 	Fdatasync func(fd int) error
+	Fsync     func(fd int) error
 	Mmap      func(fd int, offset int64, length int, prot, flags int) ([]byte, error)
 	Munmap    func(b []byte) error
 	Msync     func(b []byte, flags int) error
@@ -45,6 +46,9 @@ func (sys *Sys) withDefaults() *Sys {
 	}
 	if c.Fallocate == nil {
 		c.Fallocate = unix.Fallocate
+	}
+	if c.Fsync == nil {
+		c.Fsync = unix.Fsync
 	}
 	if c.Fdatasync == nil {
 		c.Fdatasync = unix.Fdatasync

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/fs"
+	"mmapfs/journal"
+	"mmapfs/mapstore"
 )
 
 // How long a forced stop (second signal) waits for the server to finish
@@ -57,6 +59,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		return 1
 	}
 
+	onAbandon := func() {}
 	if err := checkMountpoint(o.Mountpoint); err != nil {
 		return fail(err)
 	}
@@ -68,31 +71,49 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		}
 		mnt = abs
 	}
-	memdir := o.MemDir
-	if memdir == "" {
-		memdir = defaultMemDir()
-	}
-
-	store, err := openMemStore(memdir, o.Size, log)
-	if err != nil {
-		return fail(err)
-	}
-	abandoned := false
-	defer func() {
-		// Also on a panic: the memory store must not outlive the process.
-		if abandoned {
-			store.Remove()
-		} else {
-			store.Close()
+	var (
+		store    *mapstore.Store
+		storeDir string
+		meta     *journal.Meta
+		state    *journal.State
+	)
+	if o.Store != "" {
+		ps, err := openPersistentStore(o.Store, o.Size, log)
+		if err != nil {
+			return fail(err)
 		}
-	}()
+		defer ps.Close()
+		store, storeDir, meta, state = ps.Store, o.Store, ps.Meta, ps.State
+	} else {
+		memdir := o.MemDir
+		if memdir == "" {
+			memdir = defaultMemDir()
+		}
+		ms, err := openMemStore(memdir, o.Size, log)
+		if err != nil {
+			return fail(err)
+		}
+		abandoned := false
+		defer func() {
+			// Also on a panic: the memory store must not outlive the process.
+			if abandoned {
+				ms.Remove()
+			} else {
+				ms.Close()
+			}
+		}()
+		store, storeDir = ms.Store, ms.Dir
+		onAbandon = func() { abandoned = true }
+	}
 
 	fsName := o.Source
 	if fsName == "" {
 		fsName = "mmapfs"
 	}
 	m, err := fs.Mount(mnt, fs.Config{
-		Store:      store.Store,
+		Store:      store,
+		Meta:       meta,
+		State:      state,
 		MaxInodes:  o.Inodes,
 		RootMode:   unix.S_IFDIR | o.Mode, // with the type bit, mode=0 is not "default"
 		RootUID:    o.UID,
@@ -119,16 +140,19 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		zap.String("size", size),
 		zap.String("inodes", inodes),
 		zap.String("mode", fmt.Sprintf("%04o", o.Mode)),
-		zap.String("store", store.Dir))
+		zap.String("store", storeDir))
 	if ready != nil {
 		ready()
 	}
 
 	code, how := waitUnmount(m, mnt, sigs, log)
 	if code != 0 && how == "abandoned" {
-		abandoned = true
+		onAbandon()
 	}
-	st := store.Store.Stats()
+	if err := m.Close(); err != nil {
+		log.Error("closing the store failed: the next mount replays its journal", zap.Error(err))
+	}
+	st := store.Stats()
 	log.Info("unmounted "+mnt,
 		zap.String("how", how),
 		zap.Duration("uptime", time.Since(started).Round(time.Millisecond)),

@@ -30,6 +30,10 @@ type mountOptions struct {
 	LogLevel   zapcore.Level
 	LogFormat  string // "console" or "json"
 	MemDir     string // "" = default (/dev/shm, $XDG_RUNTIME_DIR, os.TempDir())
+	// Store is the directory of a persistent store; "" = a memory store
+	// that goes at exit.
+	Store     string
+	sizeGiven bool
 
 	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
 	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
@@ -153,6 +157,14 @@ var optDefs = []optDef{
 		o.MemDir = abs
 		return err
 	}},
+	{flag: "store", keys: []string{"store"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if v == "" {
+			return errors.New("empty directory name")
+		}
+		abs, err := filepath.Abs(v)
+		o.Store = abs
+		return err
+	}},
 	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {
 			return errors.New("empty name")
@@ -210,7 +222,7 @@ func mountFlag(flag uintptr, on bool) func(*mountOptions, sysEnv, string) error 
 
 func setSize(o *mountOptions, env sysEnv, v string) error {
 	n, err := parseSize(v, env)
-	o.Size, o.SizeSpec = n, v
+	o.Size, o.SizeSpec, o.sizeGiven = n, v, true
 	return err
 }
 
@@ -388,6 +400,16 @@ func parseMountArgs(args []string, env sysEnv) (*mountOptions, error) {
 	}
 	if o.Help {
 		return o, nil
+	}
+	if o.Store != "" {
+		if o.MemDir != "" {
+			return nil, usagef("--store and --memdir exclude each other: a persistent store keeps its data in the store directory")
+		}
+		if !o.sizeGiven {
+			// The data is on the store's filesystem, not in memory:
+			// that filesystem is the limit.
+			o.Size, o.SizeSpec = 0, "0"
+		}
 	}
 	switch len(pos) {
 	case 0:

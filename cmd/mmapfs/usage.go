@@ -70,6 +70,16 @@ OPTIONS
         users other than root, /etc/fuse.conf must say user_allow_other).
         Permissions are enforced by the kernel (default_permissions).
 
+    --store DIR, -o store=DIR
+        Keep the filesystem in DIR: file data, names, attributes, xattrs
+        and links survive unmounting, and a later mount of DIR shows the
+        same tree. Every change a program was told succeeded survives the
+        server being killed; what fsync(2) or fdatasync(2) covered also
+        survives a power loss. DIR is created (mode 0700) if missing; one
+        mmapfs at a time serves it. With --store, SIZE defaults to no
+        limit but the free space of DIR's filesystem. Check a store with
+        "mmapfs fsck --store DIR".
+
     --memdir DIR, -o memdir=DIR
         Directory under which the memory store's private directory
         (mmapfs-XXXX, mode 0700) is created. It should be on a tmpfs with

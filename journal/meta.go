@@ -1,0 +1,714 @@
+package journal
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Paths inside a store directory.
+const (
+	LockName  = "lock"
+	MetaDir   = "meta"
+	BlobsDir  = "blobs"
+	snapName  = "snapshot-"
+	jrnlName  = "journal-"
+	tmpSuffix = ".tmp"
+)
+
+// ErrInUse is returned when another process serves the store.
+var ErrInUse = errors.New("in use")
+
+// ErrDamaged is returned by Open when the metadata is damaged beyond a torn
+// journal tail; fsck --repair salvages what is left.
+var ErrDamaged = errors.New("metadata damaged")
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens without changing anything: no lock file is
+	// created, torn tails stay, nothing is written. For fsck.
+	ReadOnly bool
+	// Salvage loads what can be read of damaged metadata instead of
+	// failing with ErrDamaged. For fsck --repair.
+	Salvage bool
+	// CompactBytes is the journal size past which ShouldCompact says
+	// yes; 0 = 64 MiB.
+	CompactBytes int64
+	Logger       *zap.Logger
+}
+
+// Report says what Open found on the way.
+type Report struct {
+	Fresh      bool     // a new, empty store
+	Generation uint64   // of the snapshot and journal now in use
+	Frames     int      // journal frames replayed
+	Bytes      int64    // bytes of snapshot and journal read
+	Dropped    int64    // bytes of torn journal tail dropped
+	Damage     []string // damage found, in plain words
+	Notes      []string // things tidied up (stale files)
+}
+
+// Meta is the metadata of an open store: its lock, and the journal that
+// changes are committed to. Its methods are safe for concurrent use.
+type Meta struct {
+	dir     string
+	metaDir string
+	log     *zap.Logger
+	lock    *os.File
+	ro      bool
+	compact int64
+
+	compacting atomic.Bool
+	over       atomic.Bool // the journal is past the compaction threshold
+
+	mu       sync.Mutex
+	f        *os.File // Protected by mu: the journal being appended to.
+	gen      uint64   // Protected by mu.
+	off      int64    // Protected by mu: where the next frame goes.
+	seq      uint64   // Protected by mu: the next frame's sequence number.
+	unsynced bool     // Protected by mu: frames written since the last Sync.
+	dirSync  bool     // Protected by mu: meta/ needs an fsync.
+	err      error    // Protected by mu: a failure that stops all commits.
+	snapSize int64    // Protected by mu: bytes of the last snapshot.
+}
+
+// Open opens the store in dir, creating it if it does not exist, takes its
+// lock, and loads its metadata. The State is the tree as the last committed
+// change left it; Report says what was found.
+func Open(dir string, opts Options) (*Meta, *State, *Report, error) {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	m := &Meta{dir: dir, metaDir: filepath.Join(dir, MetaDir), log: log, ro: opts.ReadOnly, compact: opts.CompactBytes}
+	if m.compact == 0 {
+		m.compact = 64 << 20
+	}
+	rep := &Report{}
+	if err := m.prepareDir(rep); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := m.takeLock(); err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := m.load(rep, opts.Salvage)
+	if err != nil {
+		m.unlock()
+		return nil, nil, nil, err
+	}
+	return m, st, rep, nil
+}
+
+// prepareDir checks that dir is a store, or makes a new one.
+func (m *Meta) prepareDir(rep *Report) error {
+	fi, err := os.Lstat(m.dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && !m.ro:
+		if err := os.MkdirAll(m.dir, 0o700); err != nil {
+			return fmt.Errorf("store %s: %w", m.dir, err)
+		}
+	case err != nil:
+		return fmt.Errorf("store %s: %w", m.dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("store %s is not a directory", m.dir)
+	}
+	if _, err := os.Lstat(m.metaDir); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	names, err := readNames(m.dir)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	for _, n := range names {
+		if n != LockName && n != BlobsDir && n != "lost+found" {
+			return fmt.Errorf("store %s is not empty and is not an mmapfs store (it holds %q)", m.dir, n)
+		}
+	}
+	if m.ro {
+		return fmt.Errorf("store %s has no metadata: it is not an mmapfs store", m.dir)
+	}
+	if err := os.Mkdir(m.metaDir, 0o700); err != nil {
+		return fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	if err := os.Chmod(m.dir, 0o700); err != nil {
+		return fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	rep.Fresh = true
+	return syncDir(m.dir)
+}
+
+// takeLock locks the store for this process with flock; a second server
+// gets ErrInUse with the pid the lock file names.
+func (m *Meta) takeLock() error {
+	name := filepath.Join(m.dir, LockName)
+	flags := os.O_RDWR | os.O_CREATE | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if m.ro {
+		flags = os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	}
+	f, err := os.OpenFile(name, flags, 0o600)
+	if m.ro && errors.Is(err, os.ErrNotExist) {
+		return nil // never mounted with this version: nothing holds it
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: lock: %w", m.dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			who := "another process"
+			if p := strings.TrimSpace(string(pid)); p != "" {
+				who = "process " + p
+			}
+			return fmt.Errorf("store %s is %w by %s (one mmapfs serves a store at a time)", m.dir, ErrInUse, who)
+		}
+		return fmt.Errorf("store %s: lock: %w", m.dir, err)
+	}
+	if !m.ro {
+		_ = f.Truncate(0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	m.lock = f
+	return nil
+}
+
+func (m *Meta) unlock() {
+	if m.lock != nil {
+		m.lock.Close()
+		m.lock = nil
+	}
+}
+
+// Dir returns the store directory.
+func (m *Meta) Dir() string { return m.dir }
+
+// BlobsPath returns the directory of the store files.
+func (m *Meta) BlobsPath() string { return filepath.Join(m.dir, BlobsDir) }
+
+// metaFile is a file in meta/.
+type metaFile struct {
+	name string
+	kind uint32
+	gen  uint64
+}
+
+// load reads the snapshot and journals into a state and opens the journal
+// for appending.
+func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
+	names, err := readNames(m.metaDir)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	var snaps, jrnls []metaFile
+	for _, n := range names {
+		var mf metaFile
+		var rest string
+		switch {
+		case strings.HasSuffix(n, tmpSuffix):
+			// A snapshot that compaction did not finish.
+			rep.Notes = append(rep.Notes, "removed the unfinished snapshot "+n)
+			if !m.ro {
+				_ = os.Remove(filepath.Join(m.metaDir, n))
+			}
+			continue
+		case strings.HasPrefix(n, snapName):
+			mf.kind, rest = kindSnapshot, n[len(snapName):]
+		case strings.HasPrefix(n, jrnlName):
+			mf.kind, rest = kindJournal, n[len(jrnlName):]
+		default:
+			rep.Damage = append(rep.Damage, fmt.Sprintf("meta/%s is not a file mmapfs writes", n))
+			continue
+		}
+		g, err := strconv.ParseUint(rest, 16, 64)
+		if err != nil || len(rest) != 16 {
+			rep.Damage = append(rep.Damage, fmt.Sprintf("meta/%s is not a file mmapfs writes", n))
+			continue
+		}
+		mf.name, mf.gen = n, g
+		if mf.kind == kindSnapshot {
+			snaps = append(snaps, mf)
+		} else {
+			jrnls = append(jrnls, mf)
+		}
+	}
+	byGen := func(a, b metaFile) int { return cmpU64(a.gen, b.gen) }
+	slices.SortFunc(snaps, byGen)
+	slices.SortFunc(jrnls, byGen)
+
+	// The newest snapshot that reads whole; older ones are the fallback
+	// of a compaction that did not finish removing them.
+	var st *State
+	var gen uint64
+	for i := len(snaps) - 1; i >= 0; i-- {
+		s, n, err := m.readSnapshot(snaps[i])
+		if err == nil {
+			st, gen = s, snaps[i].gen
+			rep.Bytes += n
+			break
+		}
+		if errors.Is(err, ErrVersion) {
+			return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, snaps[i].name, err)
+		}
+		rep.Damage = append(rep.Damage, fmt.Sprintf("snapshot meta/%s is damaged: %v", snaps[i].name, err))
+		if salvage && i == 0 {
+			st, gen = s, snaps[i].gen // what could be read of it
+			rep.Bytes += n
+		}
+	}
+	if st == nil {
+		st = NewState()
+		if len(snaps) == 0 {
+			gen = 1
+			if len(jrnls) > 0 && jrnls[0].gen != 1 {
+				rep.Damage = append(rep.Damage, "the snapshot is missing: only later journals are there")
+				gen = jrnls[0].gen
+			}
+		}
+	}
+	// The journals from gen on, in order; older ones are stale.
+	var use []metaFile
+	for _, j := range jrnls {
+		if j.gen < gen {
+			rep.Notes = append(rep.Notes, "removed the compacted journal "+j.name)
+			if !m.ro {
+				_ = os.Remove(filepath.Join(m.metaDir, j.name))
+			}
+			continue
+		}
+		if len(use) > 0 && j.gen != use[len(use)-1].gen+1 || len(use) == 0 && j.gen != gen {
+			rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s does not follow on from generation %d", j.name, gen))
+		}
+		use = append(use, j)
+	}
+	for i, j := range use {
+		last := i == len(use)-1
+		valid, size, seq, err := m.replay(j, st, rep)
+		if err != nil {
+			if errors.Is(err, ErrVersion) {
+				return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, j.name, err)
+			}
+			return nil, err
+		}
+		if valid < size {
+			dropped := size - valid
+			if !last {
+				rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s is damaged after byte %d (%d bytes unreadable); later journals follow it", j.name, valid, dropped))
+			}
+			rep.Dropped += dropped
+			m.log.Warn("dropped a torn or damaged journal tail",
+				zap.String("journal", filepath.Join(m.metaDir, j.name)),
+				zap.Int64("at", valid), zap.Int64("bytes", dropped))
+		}
+		if last {
+			gen = j.gen
+			m.off, m.seq = valid, seq
+			if valid < headerSize {
+				m.off, m.seq = 0, 1 // the header itself is rewritten
+			}
+		}
+	}
+	if len(rep.Damage) > 0 && !salvage {
+		return nil, fmt.Errorf("store %s: %w: %s; run `mmapfs fsck --store %s --repair`",
+			m.dir, ErrDamaged, strings.Join(rep.Damage, "; "), m.dir)
+	}
+	rep.Generation = gen
+	m.gen = gen
+	if m.ro {
+		return st, nil
+	}
+	return st, m.openJournal(len(use) > 0 && use[len(use)-1].gen == gen)
+}
+
+// openJournal opens journal m.gen for appending at m.off, creating it (or
+// rewriting its header) if needed.
+func (m *Meta) openJournal(exists bool) error {
+	name := filepath.Join(m.metaDir, jrnlName+genHex(m.gen))
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+	}
+	if m.off < headerSize {
+		if _, err := f.WriteAt(header(kindJournal, m.gen), 0); err != nil {
+			f.Close()
+			return fmt.Errorf("store %s: journal: %w", m.dir, err)
+		}
+		m.off, m.seq = headerSize, 1
+	}
+	// A dropped tail goes, so that new frames follow the valid ones.
+	if err := f.Truncate(m.off); err != nil {
+		f.Close()
+		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+	}
+	if !exists {
+		if err := syncDir(m.metaDir); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	m.f = f
+	m.over.Store(false)
+	return nil
+}
+
+// readSnapshot reads a whole snapshot. On an error it also returns what it
+// could read.
+func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
+	data, err := os.ReadFile(filepath.Join(m.metaDir, mf.name))
+	st := NewState()
+	if err != nil {
+		return st, 0, err
+	}
+	kind, gen, err := parseHeader(data)
+	if err != nil {
+		return st, int64(len(data)), err
+	}
+	if kind != kindSnapshot || gen != mf.gen {
+		return st, int64(len(data)), fmt.Errorf("header says kind %d generation %d", kind, gen)
+	}
+	ended := false
+	_, _, err = decodeFrames(data, func(r *record) {
+		if r.typ == recEnd {
+			ended = uint64(len(st.Inodes)) == r.next1
+			return
+		}
+		st.apply(r)
+	})
+	m.snapSize = int64(len(data))
+	switch {
+	case err != nil:
+		return st, int64(len(data)), err
+	case !ended:
+		return st, int64(len(data)), errors.New("it is incomplete (no end record, or a wrong count)")
+	}
+	return st, int64(len(data)), nil
+}
+
+// replay applies a journal to st. It returns how many bytes of it are
+// valid, its size, and the next sequence number.
+func (m *Meta) replay(mf metaFile, st *State, rep *Report) (valid, size int64, seq uint64, err error) {
+	data, err := os.ReadFile(filepath.Join(m.metaDir, mf.name))
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("store %s: %w", m.dir, err)
+	}
+	rep.Bytes += int64(len(data))
+	if len(data) < headerSize {
+		return 0, int64(len(data)), 1, nil // torn while being made
+	}
+	kind, gen, err := parseHeader(data)
+	if errors.Is(err, ErrVersion) {
+		return 0, 0, 0, err
+	}
+	if err != nil || kind != kindJournal || gen != mf.gen {
+		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s has a damaged header", mf.name))
+		return 0, int64(len(data)), 1, nil
+	}
+	n, frames, _ := decodeFrames(data, func(r *record) { st.apply(r) })
+	rep.Frames += frames
+	return int64(n), int64(len(data)), uint64(frames) + 1, nil
+}
+
+// decodeFrames applies fn to every record of the intact frames of a meta
+// file (after its header), in order, a frame at a time: a frame with a bad
+// record is not applied at all. It returns the length of the valid prefix
+// and the number of frames in it, and why it ended early.
+func decodeFrames(data []byte, fn func(*record)) (valid, frames int, err error) {
+	off := headerSize
+	var recs []record
+	for seq := uint64(1); off < len(data); seq++ {
+		payload, n, err := frameAt(data[off:], seq)
+		if err != nil {
+			return off, frames, fmt.Errorf("at byte %d: %w", off, err)
+		}
+		recs = recs[:0]
+		d := decoder{p: payload}
+		var r record
+		for d.next(&r) {
+			recs = append(recs, r)
+		}
+		if d.err != nil {
+			return off, frames, fmt.Errorf("at byte %d: %w", off, d.err)
+		}
+		for i := range recs {
+			fn(&recs[i])
+		}
+		off += n
+		frames++
+	}
+	return off, frames, nil
+}
+
+// Commit appends b as one frame. When Commit returns, the change survives
+// the end of this process; Sync makes it survive a power loss.
+func (m *Meta) Commit(b *Batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	if m.f == nil {
+		return errors.New("journal: closed")
+	}
+	p := b.frame(m.seq)
+	if n, err := m.f.WriteAt(p, m.off); err != nil {
+		if n > 0 {
+			// Cut the partial frame off, or nothing after it counts.
+			if terr := m.f.Truncate(m.off); terr != nil {
+				m.err = fmt.Errorf("journal: %w (and cutting it back: %v)", err, terr)
+				m.log.Error("the metadata journal cannot be written: changes from now on are not saved", zap.Error(m.err))
+			}
+		}
+		return fmt.Errorf("journal: %w", err)
+	}
+	m.off += int64(len(p))
+	m.seq++
+	m.unsynced = true
+	if m.off > m.compact && m.off > m.snapSize {
+		m.over.Store(true)
+	}
+	return nil
+}
+
+// Sync makes every committed change durable.
+func (m *Meta) Sync() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncLocked()
+}
+
+func (m *Meta) syncLocked() error {
+	if m.err != nil {
+		return m.err
+	}
+	if m.f == nil {
+		return nil
+	}
+	if m.unsynced {
+		if err := unix.Fdatasync(int(m.f.Fd())); err != nil {
+			return fmt.Errorf("journal: fdatasync: %w", err)
+		}
+		m.unsynced = false
+	}
+	if m.dirSync {
+		if err := syncDir(m.metaDir); err != nil {
+			return err
+		}
+		m.dirSync = false
+	}
+	return nil
+}
+
+// ShouldCompact says whether the journal has grown enough that a snapshot
+// would pay: past CompactBytes and past the size of the last snapshot.
+func (m *Meta) ShouldCompact() bool {
+	return m.over.Load() && !m.compacting.Load()
+}
+
+// JournalSize returns the bytes in the journal being appended to.
+func (m *Meta) JournalSize() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.off
+}
+
+// Snapshot is a snapshot being written by a compaction.
+type Snapshot struct {
+	m     *Meta
+	gen   uint64
+	f     *os.File
+	w     *bufio.Writer
+	seq   uint64
+	count uint64
+	bytes int64
+	err   error
+}
+
+// BeginCompact starts a compaction: the journal moves on to a new
+// generation, and the returned Snapshot must be given the whole tree as it
+// is at this moment (Add), then finished (Finish). The caller makes sure
+// that no change is made between BeginCompact and the last Add. It
+// returns nil if a compaction is running already.
+func (m *Meta) BeginCompact() (*Snapshot, error) {
+	if !m.compacting.CompareAndSwap(false, true) {
+		return nil, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil || m.f == nil {
+		m.compacting.Store(false)
+		return nil, errors.Join(m.err, errors.New("journal: closed"))
+	}
+	// The old journal must be durable before anything of the new one
+	// can be: a fsync of the new one covers only the new one.
+	if err := m.syncLocked(); err != nil {
+		m.compacting.Store(false)
+		return nil, err
+	}
+	gen := m.gen + 1
+	tmp := filepath.Join(m.metaDir, snapName+genHex(gen)+tmpSuffix)
+	sf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		m.compacting.Store(false)
+		return nil, fmt.Errorf("journal: snapshot: %w", err)
+	}
+	old, oldOff, oldSeq, oldGen := m.f, m.off, m.seq, m.gen
+	m.f, m.gen, m.off = nil, gen, 0
+	if err := m.openJournal(false); err != nil {
+		m.f, m.off, m.seq, m.gen = old, oldOff, oldSeq, oldGen
+		sf.Close()
+		os.Remove(tmp)
+		m.compacting.Store(false)
+		return nil, err
+	}
+	old.Close()
+	sn := &Snapshot{m: m, gen: gen, f: sf, w: bufio.NewWriterSize(sf, 1<<20), seq: 1}
+	_, sn.err = sn.w.Write(header(kindSnapshot, gen))
+	sn.bytes = headerSize
+	return sn, nil
+}
+
+// Add writes b into the snapshot. inodes is the number of inode records
+// in it.
+func (sn *Snapshot) Add(b *Batch, inodes int) {
+	if sn.err != nil || b.n == 0 {
+		return
+	}
+	p := b.frame(sn.seq)
+	sn.seq++
+	sn.count += uint64(inodes)
+	sn.bytes += int64(len(p))
+	_, sn.err = sn.w.Write(p)
+}
+
+// Finish ends the snapshot, makes it durable, puts it in place and removes
+// what it replaces. It may run while changes are being committed.
+func (sn *Snapshot) Finish() error {
+	m := sn.m
+	defer m.compacting.Store(false)
+	var b Batch
+	b.Reset()
+	b.end(sn.count)
+	sn.Add(&b, 0)
+	tmp := sn.f.Name()
+	err := sn.err
+	if err == nil {
+		err = sn.w.Flush()
+	}
+	if err == nil {
+		err = sn.f.Sync()
+	}
+	if cerr := sn.f.Close(); err == nil {
+		err = cerr
+	}
+	final := filepath.Join(m.metaDir, snapName+genHex(sn.gen))
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err == nil {
+		err = syncDir(m.metaDir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		// The journals since the last snapshot are all still there:
+		// nothing is lost, the next compaction tries again.
+		return fmt.Errorf("journal: snapshot: %w", err)
+	}
+	m.mu.Lock()
+	m.snapSize = sn.bytes
+	m.mu.Unlock()
+	names, _ := readNames(m.metaDir)
+	for _, n := range names {
+		var g uint64
+		var rest string
+		switch {
+		case strings.HasPrefix(n, snapName) && !strings.HasSuffix(n, tmpSuffix):
+			rest = n[len(snapName):]
+		case strings.HasPrefix(n, jrnlName):
+			rest = n[len(jrnlName):]
+		default:
+			continue
+		}
+		g, perr := strconv.ParseUint(rest, 16, 64)
+		if perr == nil && g < sn.gen {
+			_ = os.Remove(filepath.Join(m.metaDir, n))
+		}
+		_ = g
+	}
+	return nil
+}
+
+// Abort gives up a snapshot.
+func (sn *Snapshot) Abort() {
+	sn.f.Close()
+	os.Remove(sn.f.Name())
+	sn.m.compacting.Store(false)
+}
+
+// Close syncs and closes the journal and lets go of the lock.
+func (m *Meta) Close() error {
+	m.mu.Lock()
+	err := m.syncLocked()
+	if m.f != nil {
+		if cerr := m.f.Close(); err == nil {
+			err = cerr
+		}
+		m.f = nil
+	}
+	m.mu.Unlock()
+	m.unlock()
+	return err
+}
+
+func genHex(g uint64) string { return fmt.Sprintf("%016x", g) }
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	slices.Sort(names)
+	return names, err
+}
+
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
