@@ -102,11 +102,13 @@ func (n *node) inodeLocked(in *journal.Inode) {
 		Mtime: n.mtime.UnixNano(),
 		Ctime: n.ctime.UnixNano(),
 		Btime: n.btime.UnixNano(),
+		Nlink: n.nlink,
 	}
 	switch v := n.Operations().(type) {
 	case *File:
 		in.Size = v.blob.Size()
 		in.Blob = v.blob.ID()
+		in.Alloc = v.blob.Allocated()
 	case *Symlink:
 		in.Target = v.target
 	}

@@ -78,8 +78,14 @@ type Inode struct {
 	Atime, Mtime, Ctime, Btime int64  // nanoseconds since 1970
 	Size                       int64  // regular files
 	Blob                       uint64 // regular files: the blob with the data
-	Target                     []byte // symlinks
-	Xattr                      map[string][]byte
+	// Alloc is the bytes the blob had allocated, for fsck: a store file
+	// holding less than this lost data (or a punch was cut short).
+	Alloc int64
+	// Nlink is the link count when the record was written, for fsck:
+	// the tree gives the true count.
+	Nlink  uint32
+	Target []byte // symlinks
+	Xattr  map[string][]byte
 }
 
 // header returns the header of a file of kind and generation gen.
@@ -157,6 +163,8 @@ func (b *Batch) Inode(in *Inode) {
 	b.varint(in.Btime)
 	b.varint(in.Size)
 	b.uvarint(in.Blob)
+	b.varint(in.Alloc)
+	b.uvarint(uint64(in.Nlink))
 	b.bytes(in.Target)
 }
 
@@ -300,11 +308,13 @@ func (d *decoder) next(r *record) bool {
 		in.Btime = d.varint()
 		in.Size = d.varint()
 		in.Blob = d.uvarint()
+		in.Alloc = d.varint()
+		in.Nlink = d.u32()
 		if t := d.bytes(); len(t) > 0 {
 			in.Target = append([]byte(nil), t...)
 		}
 		r.ino = in.Ino
-		if d.err == nil && in.Size < 0 {
+		if d.err == nil && (in.Size < 0 || in.Alloc < 0) {
 			d.err = errors.New("negative size")
 		}
 	case recEntry:

@@ -712,3 +712,43 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// AddState adds the whole of st to the snapshot, for a store rewritten
+// from a loaded state (fsck --repair).
+func (sn *Snapshot) AddState(st *State) {
+	var b Batch
+	b.Reset()
+	b.Next(st.NextIno, st.NextBlob)
+	pending := 0
+	for _, ino := range sortedKeys(st.Inodes) {
+		in := st.Inodes[ino]
+		b.Inode(in)
+		for _, name := range sortedKeys(in.Xattr) {
+			b.Xattr(ino, name, in.Xattr[name])
+		}
+		pending++
+		for _, name := range sortedKeys(st.Entries[ino]) {
+			b.Entry(ino, name, st.Entries[ino][name])
+		}
+		if b.Bytes() > 256<<10 {
+			sn.Add(&b, pending)
+			b.Reset()
+			pending = 0
+		}
+	}
+	sn.Add(&b, pending)
+}
+
+// Rewrite replaces the store's metadata with st: a new snapshot and an
+// empty journal.
+func (m *Meta) Rewrite(st *State) error {
+	sn, err := m.BeginCompact()
+	if err != nil {
+		return err
+	}
+	if sn == nil {
+		return errors.New("journal: a compaction is running")
+	}
+	sn.AddState(st)
+	return sn.Finish()
+}

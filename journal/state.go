@@ -100,6 +100,9 @@ func (p Problem) String() string { return p.What }
 // recovery.
 func (p Problem) Orphan() bool { return p.orphan != 0 }
 
+// Ino returns the inode of an orphan problem.
+func (p Problem) Ino() uint64 { return p.orphan }
+
 // Validate checks the tree: the root is a directory, every entry is in a
 // directory and names an inode that exists, a directory has one name, no
 // directory is its own ancestor, and every inode is reachable from the
@@ -207,7 +210,7 @@ func (s *State) Fix(problems []Problem, b *Batch) (orphans []*Inode) {
 	for _, p := range problems {
 		switch {
 		case p.missing:
-			root := &Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o1777}
+			root := &Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o1777, Nlink: 2}
 			if old := s.Inodes[RootIno]; old != nil {
 				// Inode 1 is taken by something else: it moves.
 				moved := *old

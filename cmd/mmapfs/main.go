@@ -35,6 +35,8 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 	switch args[0] {
 	case "mount":
 		return cmdMount(args[1:], stdout, stderr)
+	case "fsck":
+		return cmdFsck(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-V":
 		fmt.Fprint(stdout, versionText())
 		return 0
@@ -57,7 +59,7 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		}
 		return 2
 	}
-	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, version, help; see mmapfs --help)\n", args[0])
+	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, fsck, version, help; see mmapfs --help)\n", args[0])
 	return 2
 }
 
