@@ -91,11 +91,12 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	if n.isDir() {
 		n.nlink = 2
 	}
+	ch := d.NewPersistentInode(ctx, ops, n.stable())
+	// After NewPersistentInode: the record needs n.Operations().
 	if errno := d.fsys.saveEntries(n, []*Dir{d}, []string{name}, []*node{n}); errno != 0 {
 		d.fsys.freeIno()
 		return nil, errno
 	}
-	ch := d.NewPersistentInode(ctx, ops, n.stable())
 	d.changed(+1, n.isDir(), n.ctime)
 	n.attr(&out.Attr)
 	return ch, 0
@@ -139,6 +140,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	}
 	f.initNode(d.fsys, ino, syscall.S_IFREG|mode&07777, callerOf(ctx), d)
 	f.nlink = 0
+	ch := d.NewPersistentInode(ctx, f, f.stable())
 	f.mu.Lock()
 	errno = f.saveLocked()
 	f.mu.Unlock()
@@ -147,7 +149,6 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 		f.blob.Free()
 		return nil, nil, 0, errno
 	}
-	ch := d.NewPersistentInode(ctx, f, f.stable())
 	f.attr(&out.Attr)
 	fh, fuseFlags := f.opened(flags)
 	return ch, fh, fuseFlags, 0

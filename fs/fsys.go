@@ -8,6 +8,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"mmapfs/mapstore"
 )
@@ -94,6 +95,15 @@ func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
 		}
 		out.Bfree = out.Blocks - used
 		out.Bavail = out.Bfree
+	} else if fsys.persist != nil {
+		// No limit but the filesystem the store is on: its figures.
+		var hs unix.Statfs_t
+		if unix.Statfs(fsys.persist.meta.BlobsPath(), &hs) == nil {
+			scale := uint64(hs.Bsize) / bsize
+			out.Blocks = hs.Blocks * scale
+			out.Bfree = hs.Bfree * scale
+			out.Bavail = hs.Bavail * scale
+		}
 	}
 	if fsys.maxInodes > 0 {
 		out.Files = fsys.maxInodes
