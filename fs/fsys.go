@@ -99,10 +99,10 @@ func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
 		// No limit but the filesystem the store is on: its figures.
 		var hs unix.Statfs_t
 		if unix.Statfs(fsys.persist.meta.BlobsPath(), &hs) == nil {
-			scale := uint64(hs.Bsize) / bsize
-			out.Blocks = hs.Blocks * scale
-			out.Bfree = hs.Bfree * scale
-			out.Bavail = hs.Bavail * scale
+			conv := func(n uint64) uint64 { return n / bsize * uint64(hs.Bsize) }
+			out.Blocks = conv(hs.Blocks)
+			out.Bfree = conv(hs.Bfree)
+			out.Bavail = conv(hs.Bavail)
 		}
 	}
 	if fsys.maxInodes > 0 {

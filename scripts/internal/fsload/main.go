@@ -24,6 +24,8 @@ func main() {
 		code = workerMain(args)
 	case "scale":
 		code = scaleMain(args)
+	case "storescale":
+		code = storescaleMain(args)
 	default:
 		usage()
 	}
