@@ -99,7 +99,7 @@ func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
 		// No limit but the filesystem the store is on: its figures.
 		var hs unix.Statfs_t
 		if unix.Statfs(fsys.persist.meta.BlobsPath(), &hs) == nil {
-			conv := func(n uint64) uint64 { return n / bsize * uint64(hs.Bsize) }
+			conv := func(n uint64) uint64 { return n * uint64(hs.Bsize) / bsize }
 			out.Blocks = conv(hs.Blocks)
 			out.Bfree = conv(hs.Bfree)
 			out.Bavail = conv(hs.Bavail)
