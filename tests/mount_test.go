@@ -26,11 +26,17 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/fs"
+	"mmapfs/journal"
 	"mmapfs/mapstore"
 )
 
 // tmpfsMode: run against tmpfs instead of mmapfs.
 var tmpfsMode = os.Getenv("MMAPFS_TEST_TMPFS") == "1"
+
+// storeMode: every in-process mount keeps its tree in a persistent store
+// (--store), compacted after every 256 KiB of journal; at unmount the
+// store is loaded again and its tree checked.
+var storeMode = os.Getenv("MMAPFS_TEST_STORE") == "1"
 
 // defaultTestTimeout bounds every test that mounts: a hung mount fails the
 // test and is aborted instead of hanging the run.
@@ -83,6 +89,7 @@ type testMount struct {
 	tmpfs    bool            // a real tmpfs was mounted on dir (tmpfs mode)
 	dev      uint64          // st_dev of the mount (FUSE: the connection)
 	storeDir string          // the store directory (mmapfs only)
+	metaDir  string          // storeMode: the persistent store
 	cfg      mountConfig     //
 	wd       *watchdog       //
 	log      *testLogSink    //
@@ -158,6 +165,16 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(tm.log), zap.WarnLevel))
 	tm.storeDir = filepath.Join(storeDir, "store")
+	var meta *journal.Meta
+	var state *journal.State
+	if storeMode {
+		tm.metaDir = filepath.Join(storeDir, "pstore")
+		meta, state, _, err = journal.Open(tm.metaDir, journal.Options{CompactBytes: 256 << 10, Logger: logger})
+		if err != nil {
+			t.Fatalf("journal.Open: %v", err)
+		}
+		tm.storeDir = meta.BlobsPath()
+	}
 	st, err := mapstore.Open(mapstore.Options{
 		Dir:        tm.storeDir,
 		SizeLimit:  cfg.size,
@@ -176,9 +193,14 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		RootMode:   0o1777,
 		AllowOther: cfg.allowOther,
 		Logger:     logger,
+		Meta:       meta,
+		State:      state,
 	})
 	if err != nil {
 		st.Close()
+		if meta != nil {
+			meta.Close()
+		}
 		t.Fatalf("fs.Mount: %v", err)
 	}
 	tm.m = m
@@ -274,12 +296,36 @@ func (tm *testMount) unmount(t testing.TB) {
 		forceUnmount(tm.dir)
 		return // the store may still be in use; do not close it under the server
 	}
+	if err := tm.m.Close(); err != nil {
+		t.Errorf("closing the persistent store: %v", err)
+	}
 	if err := tm.st.Check(); err != nil {
 		t.Errorf("store Check after unmount: %v", err)
 	}
 	if err := tm.st.Close(); err != nil {
 		t.Errorf("store Close: %v", err)
 	}
+	if tm.metaDir != "" {
+		checkPersistentStore(t, tm.metaDir)
+	}
+}
+
+// checkPersistentStore loads a persistent store again and checks that its
+// metadata is undamaged and its tree whole.
+func checkPersistentStore(t testing.TB, dir string) {
+	meta, st, rep, err := journal.Open(dir, journal.Options{ReadOnly: true})
+	if err != nil {
+		t.Errorf("loading the store again: %v", err)
+		return
+	}
+	defer meta.Close()
+	if len(rep.Damage) > 0 || rep.Dropped > 0 {
+		t.Errorf("store loaded again: damage %q, %d bytes dropped", rep.Damage, rep.Dropped)
+	}
+	if problems, _ := st.Validate(); len(problems) > 0 {
+		t.Errorf("store loaded again: %d problems, the first: %s", len(problems), problems[0])
+	}
+	t.Logf("store loaded again: %d inodes, %d journal frames, generation %d", len(st.Inodes), rep.Frames, rep.Generation)
 }
 
 // abort is the watchdog's action: abort the FUSE connection (MNT_FORCE makes
