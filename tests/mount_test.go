@@ -53,6 +53,9 @@ type mountConfig struct {
 	windowSize int64
 	maxWindows int
 	maxFDs     int
+	// compactBytes > 0: a persistent store, compacted past this many
+	// bytes of journal (storeMode sets it for every mount).
+	compactBytes int64
 }
 
 // mountOption changes how mountFS mounts.
@@ -77,6 +80,12 @@ func withSmallCaches(windowSize int64, maxWindows, maxFDs int) mountOption {
 // withStoreIn puts the store in parent/store instead of a new directory on
 // /dev/shm (mmapfs only), for tests that damage it or fill its filesystem.
 func withStoreIn(parent string) mountOption { return func(c *mountConfig) { c.storeParent = parent } }
+
+// withPersistentStore keeps the tree in a persistent store whose journal
+// is compacted past compactBytes.
+func withPersistentStore(compactBytes int64) mountOption {
+	return func(c *mountConfig) { c.compactBytes = compactBytes }
+}
 
 // withTimeout replaces the default watchdog timeout of the test.
 func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.timeout = d } }
@@ -112,6 +121,9 @@ func mountFS(t testing.TB, opts ...mountOption) (string, *fs.Mounted, *mapstore.
 func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	t.Helper()
 	cfg := mountConfig{timeout: defaultTestTimeout}
+	if storeMode {
+		cfg.compactBytes = 256 << 10
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -167,9 +179,9 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	tm.storeDir = filepath.Join(storeDir, "store")
 	var meta *journal.Meta
 	var state *journal.State
-	if storeMode {
+	if cfg.compactBytes > 0 {
 		tm.metaDir = filepath.Join(storeDir, "pstore")
-		meta, state, _, err = journal.Open(tm.metaDir, journal.Options{CompactBytes: 256 << 10, Logger: logger})
+		meta, state, _, err = journal.Open(tm.metaDir, journal.Options{CompactBytes: cfg.compactBytes, Logger: logger})
 		if err != nil {
 			t.Fatalf("journal.Open: %v", err)
 		}
