@@ -78,12 +78,12 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		state    *journal.State
 	)
 	if o.Store != "" {
-		ps, err := openPersistentStore(o.Store, o.Size, log)
+		ps, st, err := openPersistentStore(o.Store, o.Size, log)
 		if err != nil {
 			return fail(err)
 		}
 		defer ps.Close()
-		store, storeDir, meta, state = ps.Store, o.Store, ps.Meta, ps.State
+		store, storeDir, meta, state = ps.Store, o.Store, ps.Meta, st
 	} else {
 		memdir := o.MemDir
 		if memdir == "" {

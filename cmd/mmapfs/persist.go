@@ -15,25 +15,25 @@ import (
 // and its store files.
 type persistentStore struct {
 	Meta  *journal.Meta
-	State *journal.State
 	Store *mapstore.Store
 }
 
 // openPersistentStore opens (or creates) the store in dir and loads its
-// tree.
-func openPersistentStore(dir string, size int64, log *zap.Logger) (*persistentStore, error) {
+// tree. The state is returned apart, so that nothing keeps it once the
+// filesystem has built its nodes from it.
+func openPersistentStore(dir string, size int64, log *zap.Logger) (*persistentStore, *journal.State, error) {
 	start := time.Now()
 	meta, state, rep, err := journal.Open(dir, journal.Options{Logger: log.Named("journal")})
 	if err != nil {
 		if errors.Is(err, journal.ErrInUse) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("%v", err)
+		return nil, nil, fmt.Errorf("%v", err)
 	}
 	st, err := mapstore.Open(mapstore.Options{Dir: meta.BlobsPath(), SizeLimit: size, Logger: log.Named("store")})
 	if err != nil {
 		meta.Close()
-		return nil, fmt.Errorf("store %s: %v", dir, err)
+		return nil, nil, fmt.Errorf("store %s: %v", dir, err)
 	}
 	for _, n := range rep.Notes {
 		log.Info("store: " + n)
@@ -48,7 +48,7 @@ func openPersistentStore(dir string, size int64, log *zap.Logger) (*persistentSt
 			zap.String("metadata", formatBytes(rep.Bytes)),
 			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
 	}
-	return &persistentStore{Meta: meta, State: state, Store: st}, nil
+	return &persistentStore{Meta: meta, Store: st}, state, nil
 }
 
 // Close closes the store files and lets go of the store's lock; the
