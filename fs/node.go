@@ -185,7 +185,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	}
 	var errno syscall.Errno
 	if _, hasCap := n.xattr["security.capability"]; hadCap && !hasCap {
-		errno = n.saveXattrLocked("security.capability", nil)
+		errno = n.saveXattrLocked("security.capability", nil, false)
 	} else {
 		errno = n.saveLocked()
 	}

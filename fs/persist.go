@@ -140,19 +140,19 @@ func (n *node) saveLocked() syscall.Errno {
 	return n.fsys.commit(b)
 }
 
-// saveXattrLocked commits an xattr set to value, or removed if value is
-// nil, with the inode's ctime.
+// saveXattrLocked commits an xattr set to value (which may be empty), or
+// removed if !set, with the inode's ctime.
 //
 // Preconditions: n.mu is held.
-func (n *node) saveXattrLocked(name string, value []byte) syscall.Errno {
+func (n *node) saveXattrLocked(name string, value []byte, set bool) syscall.Errno {
 	if n.fsys.persist == nil || n.reclaimed {
 		return 0
 	}
 	b := n.fsys.persist.batch()
-	if value == nil {
-		b.XattrDel(n.ino, name)
-	} else {
+	if set {
 		b.Xattr(n.ino, name, value)
+	} else {
+		b.XattrDel(n.ino, name)
 	}
 	n.addInodeLocked(b, false)
 	return n.fsys.commit(b)

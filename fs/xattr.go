@@ -80,7 +80,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	n.xattr[attr] = append([]byte(nil), data...)
 	n.ctime = time.Now()
-	return n.saveXattrLocked(attr, n.xattr[attr])
+	return n.saveXattrLocked(attr, n.xattr[attr], true)
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
@@ -95,7 +95,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	}
 	delete(n.xattr, attr)
 	n.ctime = time.Now()
-	return n.saveXattrLocked(attr, nil)
+	return n.saveXattrLocked(attr, nil, false)
 }
 
 // Listxattr implements gofs.NodeListxattrer: names NUL-terminated. Names

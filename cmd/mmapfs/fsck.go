@@ -399,6 +399,10 @@ func (c *fscker) checkData(st *journal.State) {
 	bar := newProgress(c.err, "checking file data", len(regs))
 	for i, in := range regs {
 		bar.at(i)
+		if in.Blob == 0 {
+			c.problem(fmt.Sprintf("data: %s has no store file number", c.path(in.Ino)), "", nil)
+			continue
+		}
 		if other, dup := owner[in.Blob]; dup {
 			c.problem(fmt.Sprintf("data: %s and %s share one store file", c.path(other), c.path(in.Ino)), "", nil)
 			continue
