@@ -361,6 +361,17 @@ func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.Inod
 			if blob, err = fsys.store.Create(); err != nil {
 				return nil
 			}
+		} else if have := blob.Allocated(); have < in.Alloc {
+			// Pages reserved with fallocate and never written are not
+			// kept across mounts; anything else missing was lost.
+			log := fsys.log.Warn
+			msg := "a file's store file holds less than was recorded: reserved pages were dropped, or data was lost"
+			if have == 0 {
+				log = fsys.log.Error
+				msg = "a file's data is missing from the store: it reads as zeros"
+			}
+			log(msg, zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob),
+				zap.Int64("recorded", in.Alloc), zap.Int64("held", have))
 		}
 		f := &File{blob: blob}
 		ops, n = f, &f.node

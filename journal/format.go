@@ -44,8 +44,9 @@ const (
 	headerSize = 24
 	frameHead  = 16
 	// maxFrame bounds a frame's payload: a decoder never allocates more
-	// for one frame. The largest record is an xattr of 64 KiB.
-	maxFrame = 16 << 20
+	// for one frame, and Commit refuses more. The largest record is an
+	// xattr of 64 KiB; a frame holds at most one inode's xattrs.
+	maxFrame = 64 << 20
 )
 
 // Kinds of files in meta/.

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,7 @@ type Report struct {
 	Dropped    int64    // bytes of torn journal tail dropped
 	Damage     []string // damage found, in plain words
 	Notes      []string // things tidied up (stale files)
+	Repaired   []string // problems Open repaired itself
 }
 
 // Meta is the metadata of an open store: its lock, and the journal that
@@ -99,7 +101,7 @@ func Open(dir string, opts Options) (*Meta, *State, *Report, error) {
 	if err := m.prepareDir(rep); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := m.takeLock(); err != nil {
+	if err := m.takeLock(rep); err != nil {
 		return nil, nil, nil, err
 	}
 	st, err := m.load(rep, opts.Salvage)
@@ -152,8 +154,20 @@ func (m *Meta) prepareDir(rep *Report) error {
 
 // takeLock locks the store for this process with flock; a second server
 // gets ErrInUse with the pid the lock file names.
-func (m *Meta) takeLock() error {
+func (m *Meta) takeLock(rep *Report) error {
 	name := filepath.Join(m.dir, LockName)
+	if fi, err := os.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+		if m.ro {
+			return nil // fsck reports it
+		}
+		// Not ours: an empty directory or a symlink is replaced, and
+		// anything else is left for the user.
+		if err := os.Remove(name); err != nil {
+			return fmt.Errorf("store %s: %s is not a regular file and cannot be replaced: %w", m.dir, name, err)
+		}
+		m.log.Warn("replaced a lock that was not a regular file", zap.String("lock", name))
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("%s was not a regular file (a %s): replaced it with a lock file", LockName, fi.Mode().Type()))
+	}
 	flags := os.O_RDWR | os.O_CREATE | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if m.ro {
 		flags = os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -229,12 +243,12 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		case strings.HasPrefix(n, jrnlName):
 			mf.kind, rest = kindJournal, n[len(jrnlName):]
 		default:
-			rep.Damage = append(rep.Damage, fmt.Sprintf("meta/%s is not a file mmapfs writes", n))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("meta/%s is not a file mmapfs writes; it is left alone", n))
 			continue
 		}
 		g, err := strconv.ParseUint(rest, 16, 64)
 		if err != nil || len(rest) != 16 {
-			rep.Damage = append(rep.Damage, fmt.Sprintf("meta/%s is not a file mmapfs writes", n))
+			rep.Notes = append(rep.Notes, fmt.Sprintf("meta/%s is not a file mmapfs writes; it is left alone", n))
 			continue
 		}
 		mf.name, mf.gen = n, g
@@ -250,32 +264,34 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 
 	// The newest snapshot that reads whole; older ones are the fallback
 	// of a compaction that did not finish removing them.
-	var st *State
-	var gen uint64
+	var st, partial *State
+	var gen, partialGen uint64
 	for i := len(snaps) - 1; i >= 0; i-- {
 		s, n, err := m.readSnapshot(snaps[i])
+		rep.Bytes += n
 		if err == nil {
 			st, gen = s, snaps[i].gen
-			rep.Bytes += n
 			break
 		}
 		if errors.Is(err, ErrVersion) {
 			return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, snaps[i].name, err)
 		}
 		rep.Damage = append(rep.Damage, fmt.Sprintf("snapshot meta/%s is damaged: %v", snaps[i].name, err))
-		if salvage && i == 0 {
-			st, gen = s, snaps[i].gen // what could be read of it
-			rep.Bytes += n
+		if partial == nil {
+			partial, partialGen = s, snaps[i].gen
 		}
 	}
-	if st == nil {
-		st = NewState()
-		if len(snaps) == 0 {
-			gen = 1
-			if len(jrnls) > 0 && jrnls[0].gen != 1 {
-				rep.Damage = append(rep.Damage, "the snapshot is missing: only later journals are there")
-				gen = jrnls[0].gen
-			}
+	switch {
+	case st != nil:
+	case partial != nil:
+		// Every snapshot is damaged: what could be read of the newest
+		// (salvage uses it; otherwise the load fails below).
+		st, gen = partial, partialGen
+	default:
+		st, gen = NewState(), 1
+		if len(jrnls) > 0 && jrnls[0].gen != 1 {
+			rep.Damage = append(rep.Damage, "the snapshot is missing: only later journals are there")
+			gen = jrnls[0].gen
 		}
 	}
 	// The journals from gen on, in order; older ones are stale.
@@ -295,7 +311,7 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 	}
 	for i, j := range use {
 		last := i == len(use)-1
-		valid, size, seq, err := m.replay(j, st, rep)
+		valid, size, seq, err := m.replay(j, st, rep, salvage)
 		if err != nil {
 			if errors.Is(err, ErrVersion) {
 				return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, j.name, err)
@@ -306,11 +322,12 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 			dropped := size - valid
 			if !last {
 				rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s is damaged after byte %d (%d bytes unreadable); later journals follow it", j.name, valid, dropped))
+			} else {
+				rep.Dropped += dropped
+				m.log.Warn("dropped a torn or damaged journal tail: a change being written when the server stopped",
+					zap.String("journal", filepath.Join(m.metaDir, j.name)),
+					zap.Int64("at", valid), zap.Int64("bytes", dropped))
 			}
-			rep.Dropped += dropped
-			m.log.Warn("dropped a torn or damaged journal tail",
-				zap.String("journal", filepath.Join(m.metaDir, j.name)),
-				zap.Int64("at", valid), zap.Int64("bytes", dropped))
 		}
 		if last {
 			gen = j.gen
@@ -383,7 +400,7 @@ func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
 		return st, int64(len(data)), fmt.Errorf("header says kind %d generation %d", kind, gen)
 	}
 	ended := false
-	_, _, err = decodeFrames(data, func(r *record) {
+	_, _, err = decodeFrames(data, headerSize, 1, func(r *record) {
 		if r.typ == recEnd {
 			ended = uint64(len(st.Inodes)) == r.next1
 			return
@@ -401,8 +418,10 @@ func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
 }
 
 // replay applies a journal to st. It returns how many bytes of it are
-// valid, its size, and the next sequence number.
-func (m *Meta) replay(mf metaFile, st *State, rep *Report) (valid, size int64, seq uint64, err error) {
+// valid (a torn tail follows), its size, and the next sequence number.
+// Damage in the middle (intact frames follow a bad one) is reported in
+// rep; with salvage the intact frames after it are applied too.
+func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid, size int64, seq uint64, err error) {
 	data, err := os.ReadFile(filepath.Join(m.metaDir, mf.name))
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("store %s: %w", m.dir, err)
@@ -419,19 +438,50 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report) (valid, size int64, s
 		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s has a damaged header", mf.name))
 		return 0, int64(len(data)), 1, nil
 	}
-	n, frames, _ := decodeFrames(data, func(r *record) { st.apply(r) })
-	rep.Frames += frames
-	return int64(n), int64(len(data)), uint64(frames) + 1, nil
+	off, seq := headerSize, uint64(1)
+	for {
+		n, frames, _ := decodeFrames(data, off, seq, func(r *record) { st.apply(r) })
+		rep.Frames += frames
+		off, seq = n, seq+uint64(frames)
+		if off == len(data) {
+			return int64(off), int64(len(data)), seq, nil
+		}
+		at, next, ok := laterFrame(data[off:], seq)
+		if !ok {
+			return int64(off), int64(len(data)), seq, nil // a torn tail
+		}
+		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s is damaged at byte %d, and intact changes follow from byte %d", mf.name, off, off+at))
+		if !salvage {
+			return int64(len(data)), int64(len(data)), seq, nil
+		}
+		off, seq = off+at, next
+	}
+}
+
+// laterFrame looks in what follows the valid part of a journal for an
+// intact frame with a later sequence number (up to 64 frames later): a
+// write cut short by a crash leaves none; damage in the middle of a
+// journal does. It returns the frame's offset in tail and its number.
+func laterFrame(tail []byte, seq uint64) (int, uint64, bool) {
+	for i := 1; i+frameHead <= len(tail); i++ {
+		s := binary.LittleEndian.Uint64(tail[i+8:])
+		if s <= seq || s > seq+64 {
+			continue
+		}
+		if _, _, err := frameAt(tail[i:], s); err == nil {
+			return i, s, true
+		}
+	}
+	return 0, 0, false
 }
 
 // decodeFrames applies fn to every record of the intact frames of a meta
 // file (after its header), in order, a frame at a time: a frame with a bad
 // record is not applied at all. It returns the length of the valid prefix
 // and the number of frames in it, and why it ended early.
-func decodeFrames(data []byte, fn func(*record)) (valid, frames int, err error) {
-	off := headerSize
+func decodeFrames(data []byte, off int, seq uint64, fn func(*record)) (valid, frames int, err error) {
 	var recs []record
-	for seq := uint64(1); off < len(data); seq++ {
+	for ; off < len(data); seq++ {
 		payload, n, err := frameAt(data[off:], seq)
 		if err != nil {
 			return off, frames, fmt.Errorf("at byte %d: %w", off, err)
@@ -467,6 +517,9 @@ func (m *Meta) Commit(b *Batch) error {
 	}
 	if m.f == nil {
 		return errors.New("journal: closed")
+	}
+	if b.Bytes() > maxFrame {
+		return fmt.Errorf("journal: a change of %d bytes is larger than a frame may be (%d)", b.Bytes(), maxFrame)
 	}
 	p := b.frame(m.seq)
 	if n, err := m.f.WriteAt(p, m.off); err != nil {
@@ -592,6 +645,10 @@ func (sn *Snapshot) Add(b *Batch, inodes int) {
 	if sn.err != nil || b.n == 0 {
 		return
 	}
+	if b.Bytes() > maxFrame {
+		sn.err = fmt.Errorf("journal: %d bytes of records for one frame of a snapshot (at most %d)", b.Bytes(), maxFrame)
+		return
+	}
 	p := b.frame(sn.seq)
 	sn.seq++
 	sn.count += uint64(inodes)
@@ -637,7 +694,6 @@ func (sn *Snapshot) Finish() error {
 	m.mu.Unlock()
 	names, _ := readNames(m.metaDir)
 	for _, n := range names {
-		var g uint64
 		var rest string
 		switch {
 		case strings.HasPrefix(n, snapName) && !strings.HasSuffix(n, tmpSuffix):
@@ -647,11 +703,9 @@ func (sn *Snapshot) Finish() error {
 		default:
 			continue
 		}
-		g, perr := strconv.ParseUint(rest, 16, 64)
-		if perr == nil && g < sn.gen {
+		if g, err := strconv.ParseUint(rest, 16, 64); err == nil && g < sn.gen {
 			_ = os.Remove(filepath.Join(m.metaDir, n))
 		}
-		_ = g
 	}
 	return nil
 }

@@ -166,6 +166,9 @@ func (c *fscker) run() int {
 		c.problem(fmt.Sprintf("metadata: the journal ends in %d bytes of a write that did not finish", rep.Dropped),
 			"cut them off (the change they held was never acknowledged)", nil)
 	}
+	for _, r := range rep.Repaired {
+		c.problem(r, "done when the store was opened", nil)
+	}
 	for _, n := range rep.Notes {
 		if c.repair {
 			c.say("  tidied: %s", n)
@@ -173,7 +176,7 @@ func (c *fscker) run() int {
 	}
 
 	c.checkTree(st, damaged)
-	c.checkData(st)
+	c.checkData(st, damaged)
 	c.checkForeign()
 
 	// Report.
@@ -216,6 +219,11 @@ func (c *fscker) run() int {
 		fmt.Fprintf(c.out, "  note: %s\n", w)
 	}
 	if c.repair && (len(c.problems) > 0 || c.rewrite) {
+		// Link counts as the repaired tree gives them.
+		_, nlink := st.Validate()
+		for ino, n := range nlink {
+			st.Inodes[ino].Nlink = n
+		}
 		if err := meta.Rewrite(st); err != nil {
 			fmt.Fprintf(c.err, "mmapfs fsck: rewriting the metadata: %v\n", err)
 			return fsckFailed
@@ -372,7 +380,7 @@ func lostFoundDir(st *journal.State) uint64 {
 }
 
 // checkData compares every file's data in the store with its metadata.
-func (c *fscker) checkData(st *journal.State) {
+func (c *fscker) checkData(st *journal.State, damaged bool) {
 	blobs := filepath.Join(c.dir, journal.BlobsDir)
 	names, err := readDirNames(blobs)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -424,9 +432,9 @@ func (c *fscker) checkData(st *journal.State) {
 		case sb.Mode&unix.S_IFMT != unix.S_IFREG:
 			p := filepath.Join(blobs, name)
 			c.problem(fmt.Sprintf("data: %s: store file %s is not a regular file", c.path(in.Ino), name),
-				"remove it; the file reads as zeros (its data is lost)", func(*journal.State) error {
+				"move it aside as "+name+".bad; the file reads as zeros (its data is lost)", func(*journal.State) error {
 					in.Alloc = 0
-					return os.Remove(p)
+					return os.Rename(p, p+".bad")
 				})
 		case sb.Blocks*512 < in.Alloc:
 			have := sb.Blocks * 512
@@ -443,8 +451,25 @@ func (c *fscker) checkData(st *journal.State) {
 	slices.Sort(stray)
 	for _, id := range stray {
 		p := filepath.Join(blobs, fmt.Sprintf("%016x", id))
-		c.problem(fmt.Sprintf("data: store file %s/%016x belongs to no file", journal.BlobsDir, id),
-			"remove it", func(*journal.State) error { return os.Remove(p) })
+		what := fmt.Sprintf("data: store file %s/%016x belongs to no file", journal.BlobsDir, id)
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			c.problem(what+" and is not a regular file", fmt.Sprintf("move it aside as %016x.bad", id),
+				func(*journal.State) error { return os.Rename(p, p+".bad") })
+			continue
+		}
+		if !damaged {
+			// The server stopped between freeing a file and removing its
+			// data: nothing refers to it.
+			c.problem(what, "remove it", func(*journal.State) error { return os.Remove(p) })
+			continue
+		}
+		// The metadata was damaged: this may be the only copy of a file
+		// whose records were lost. It is kept, under a new name.
+		id := id
+		c.problem(what+" (its file's records may be lost)",
+			fmt.Sprintf("keep it as /lost+found/data-%016x", id), func(st *journal.State) error {
+				return adoptStray(st, p, id)
+			})
 	}
 }
 
@@ -453,7 +478,12 @@ func (c *fscker) checkForeign() {
 	names, _ := readDirNames(c.dir)
 	for _, n := range names {
 		switch n {
-		case journal.LockName, journal.MetaDir, journal.BlobsDir:
+		case journal.LockName:
+			if fi, err := os.Lstat(filepath.Join(c.dir, n)); err == nil && !fi.Mode().IsRegular() {
+				c.problem(fmt.Sprintf("%s is not a regular file (it is a %s)", n, fi.Mode().Type()),
+					"replace it with a lock file (done when the store is opened for repair)", nil)
+			}
+		case journal.MetaDir, journal.BlobsDir, "lost+found":
 		default:
 			c.warnings = append(c.warnings, fmt.Sprintf("%s is not a file mmapfs made; it is left alone", n))
 		}
@@ -515,4 +545,43 @@ func (p *progress) done() {
 	if p.on {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 80))
 	}
+}
+
+// adoptStray makes a store file no file owns into a file in /lost+found,
+// as long as its data reaches.
+func adoptStray(st *journal.State, path string, id uint64) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var sb unix.Stat_t
+	if err := unix.Fstat(fd, &sb); err != nil {
+		return err
+	}
+	if sb.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	// The size: the end of the last data.
+	var size int64
+	for off := int64(0); off < sb.Size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil {
+			break
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			break
+		}
+		size, off = hole, hole
+	}
+	lf := lostFoundDir(st)
+	now := time.Now().UnixNano()
+	ino := st.NextIno
+	st.NextIno++
+	st.NextBlob = max(st.NextBlob, id+1)
+	st.Inodes[ino] = &journal.Inode{Ino: ino, Mode: syscall.S_IFREG | 0o600, Atime: now, Mtime: now, Ctime: now, Btime: now,
+		Size: size, Blob: id, Alloc: sb.Blocks * 512, Nlink: 1}
+	st.Entries[lf][fmt.Sprintf("data-%016x", id)] = ino
+	return nil
 }
