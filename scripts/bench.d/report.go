@@ -53,6 +53,7 @@ var systems = []system{
 	{"loopback", "loopback"},
 	{"loopback-pt", "loopback+pt"},
 	{"mmapfs", "mmapfs"},
+	{"mmapfs-store", "mmapfs --store"},
 }
 
 // The systems mmapfs is compared with in the table.

@@ -12,6 +12,7 @@ var chartSystems = []struct{ Key, Color string }{
 	{"loopback", "#9a9a9a"},
 	{"loopback-pt", "#4f81bd"},
 	{"mmapfs", "#e3732c"},
+	{"mmapfs-store", "#8e44ad"},
 }
 
 // drawSVG draws a horizontal bar chart: for each workload one bar per FUSE
