@@ -342,6 +342,10 @@ func (d *decoder) next(r *record) bool {
 	if d.err == nil && r.ino == 0 && r.typ != recNext && r.typ != recEnd {
 		d.err = errors.New("inode number 0")
 	}
+	// Numbers are below 2^63, so that one more is always above them.
+	if d.err == nil && (r.ino|r.child|r.inode.Blob|r.next1|r.next2)>>63 != 0 {
+		d.err = errors.New("number out of range")
+	}
 	return d.err == nil
 }
 

@@ -436,7 +436,10 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid,
 	}
 	if err != nil || kind != kindJournal || gen != mf.gen {
 		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s has a damaged header", mf.name))
-		return 0, int64(len(data)), 1, nil
+		if !salvage {
+			return 0, int64(len(data)), 1, nil
+		}
+		// The frames after it may be intact.
 	}
 	off, seq := headerSize, uint64(1)
 	for {

@@ -210,20 +210,16 @@ func (s *State) Fix(problems []Problem, b *Batch) (orphans []*Inode) {
 	for _, p := range problems {
 		switch {
 		case p.missing:
-			root := &Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o1777, Nlink: 2}
 			if old := s.Inodes[RootIno]; old != nil {
-				// Inode 1 is taken by something else: it moves.
-				moved := *old
-				moved.Ino = s.NextIno
-				s.NextIno++
-				s.Inodes[moved.Ino] = &moved
-				b.Inode(&moved)
-				for name, v := range moved.Xattr {
-					b.Xattr(moved.Ino, name, v)
-				}
-				orphans = append(orphans, &moved)
+				// Inode 1 is something else: it goes, with its entries
+				// and xattrs (the Free record clears them on replay);
+				// its data, if any, is the caller's to free.
+				orphans = append(orphans, old)
+				delete(s.Inodes, RootIno)
 				delete(s.Entries, RootIno)
+				b.Free(RootIno)
 			}
+			root := &Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o1777, Nlink: 2}
 			s.Inodes[RootIno] = root
 			b.Inode(root)
 		case p.entry != nil:
