@@ -106,6 +106,9 @@ func (n *node) touchAtime() bool {
 	defer n.mu.Unlock()
 	if !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) > 24*time.Hour {
 		n.atime = now
+		if n.fsys.persist != nil {
+			n.fsys.persist.atimeDirty.Store(true)
+		}
 		return true
 	}
 	return false

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"mmapfs/journal"
+	"mmapfs/mapstore"
 )
 
 // Persistence (--store). Every change of the tree is committed to the
@@ -48,6 +50,11 @@ type persist struct {
 	// Set at mount, then used once by the root's OnAdd.
 	state *journal.State
 	nlink map[uint64]uint32
+	files map[uint64]bool // blob ids that have a store file
+
+	// atimeDirty is set when an atime changed without a record: the
+	// snapshot at unmount is then due even if the journal is empty.
+	atimeDirty atomic.Bool
 }
 
 // batch returns an empty batch.
@@ -216,6 +223,7 @@ func (fsys *filesystem) compact() error {
 	if p == nil || fsys.root == nil {
 		return nil
 	}
+	p.atimeDirty.Store(false)
 	start := time.Now()
 	p.quiesce.Lock()
 	sn, err := p.meta.BeginCompact()
@@ -299,7 +307,10 @@ func (fsys *filesystem) closePersist() error {
 	if fsys.persist == nil {
 		return nil
 	}
-	err := fsys.compact()
+	var err error
+	if fsys.persist.meta.Frames() > 0 || fsys.persist.atimeDirty.Load() {
+		err = fsys.compact()
+	}
 	if cerr := fsys.persist.meta.Close(); err == nil {
 		err = cerr
 	}
@@ -311,8 +322,12 @@ func (fsys *filesystem) closePersist() error {
 func (d *Dir) buildTree(ctx context.Context) {
 	fsys := d.fsys
 	st, nlink := fsys.persist.state, fsys.persist.nlink
-	fsys.persist.state, fsys.persist.nlink = nil, nil
-	made := map[uint64]*gofs.Inode{journal.RootIno: d.EmbeddedInode()}
+	defer func() { fsys.persist.state, fsys.persist.nlink, fsys.persist.files = nil, nil, nil }()
+	// Building a million nodes makes garbage the collector would chase
+	// again and again; nothing here is garbage for long.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	made := make(map[uint64]*gofs.Inode, len(st.Inodes))
+	made[journal.RootIno] = d.EmbeddedInode()
 	var count int64 = 1
 	queue := []uint64{journal.RootIno}
 	for len(queue) > 0 {
@@ -354,7 +369,15 @@ func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.Inod
 		d := &Dir{}
 		ops, n = d, &d.node
 	case syscall.S_IFREG:
-		blob, err := fsys.store.OpenBlob(in.Blob, in.Size)
+		var blob *mapstore.Blob
+		var err error
+		if fsys.persist.files[in.Blob] {
+			blob, err = fsys.store.OpenBlob(in.Blob, in.Size)
+		} else {
+			// Never written, or its data is gone: no store file to
+			// look at.
+			blob, err = fsys.store.AddBlob(in.Blob, in.Size)
+		}
 		if err != nil {
 			fsys.log.Error("the data of a file cannot be read: it is empty now (mmapfs fsck tells more)",
 				zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob), zap.Error(err))
@@ -465,8 +488,10 @@ func (fsys *filesystem) loadState(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.files = make(map[uint64]bool, len(ids))
 	stray := 0
 	for _, id := range ids {
+		p.files[id] = true
 		if !referenced[id] {
 			if blob, err := fsys.store.OpenBlob(id, 0); err == nil {
 				blob.Free()

@@ -579,6 +579,14 @@ func (m *Meta) ShouldCompact() bool {
 	return m.over.Load() && !m.compacting.Load()
 }
 
+// Frames returns the number of frames in the journal being appended to:
+// the changes since the last snapshot.
+func (m *Meta) Frames() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seq - 1
+}
+
 // JournalSize returns the bytes in the journal being appended to.
 func (m *Meta) JournalSize() int64 {
 	m.mu.Lock()

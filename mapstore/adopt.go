@@ -10,6 +10,28 @@ import (
 // mounts). OpenBlob takes a store file back as a blob; what a blob knows
 // only in memory (its page sets) is rebuilt from the file.
 
+// AddBlob takes back blob id, which has no store file, as an empty blob of
+// the given size: OpenBlob without looking for the file, for a caller that
+// has listed the store (Files) already. Create never returns id afterwards.
+func (s *Store) AddBlob(id uint64, size int64) (*Blob, error) {
+	if size < 0 || size > s.maxFile {
+		return nil, fmt.Errorf("%w: blob size %d", errInvalid, size)
+	}
+	b := newBlob(s, id)
+	b.size = size
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, errClosed
+	case s.blobs[id] != nil:
+		return nil, fmt.Errorf("%w: blob %x is open already", errInvalid, id)
+	}
+	s.blobs[id] = b
+	s.nextID = max(s.nextID, id+1)
+	return b, nil
+}
+
 // OpenBlob adopts the store file of blob id, left in Dir by an earlier Open,
 // as a blob of the given size. If there is no such file the blob is empty
 // (a blob never written has none). The blob's pages are rebuilt from the
@@ -93,9 +115,10 @@ func (b *Blob) adoptLocked(size int64) error {
 		b.fileSize = target
 	}
 	// Preallocated pages without data cannot be told apart from holes
-	// (tmpfs has no FIEMAP), so they are freed; on a tmpfs st_blocks says
-	// whether there are any.
-	if !s.tmpfs || fi.blocks*512 != b.data.pages*PageSize {
+	// (tmpfs has no FIEMAP), so they are freed; st_blocks says whether
+	// there are any (on a tmpfs exactly; elsewhere it may also count
+	// the filesystem's own blocks, and then the punch finds nothing).
+	if fi.blocks*512 > b.data.pages*PageSize {
 		for p := int64(0); ; {
 			gs, ge, ok := b.data.nextGap(p, pageUp(b.fileSize))
 			if !ok {

@@ -230,7 +230,11 @@ func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 	s := b.s
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
-		if pos >= s.mapLimit {
+		// Past the mappable range, and on a store that is not a tmpfs,
+		// writes go through pwrite: a page fault on a disk-backed
+		// mapping reads ahead (read_ahead_kb) and fills the page cache
+		// with the zeros of pages about to be written.
+		if pos >= s.mapLimit || !s.tmpfs {
 			n, err := b.tailIOLocked(p[done:], pos, true)
 			if n > 0 {
 				b.markDataLocked(pos, pos+int64(n))

@@ -77,6 +77,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		meta     *journal.Meta
 		state    *journal.State
 	)
+	loadStart := time.Now()
 	if o.Store != "" {
 		ps, st, err := openPersistentStore(o.Store, o.Size, log)
 		if err != nil {
@@ -128,6 +129,9 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		return fail(mountError(o.Mountpoint, err))
 	}
 	started := time.Now()
+	if meta != nil {
+		log.Info("store ready: tree built", zap.Duration("took", started.Sub(loadStart).Round(time.Millisecond)))
+	}
 	inodes := "unlimited"
 	if o.Inodes > 0 {
 		inodes = strconv.FormatUint(o.Inodes, 10)
