@@ -337,3 +337,46 @@ func TestIsStoreName(t *testing.T) {
 		}
 	}
 }
+
+func TestStoreOption(t *testing.T) {
+	o, err := parseMountArgs([]string{"--store", "/var/lib/s", "/mnt"}, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Store != "/var/lib/s" || o.Size != 0 {
+		t.Errorf("--store: Store %q Size %d; want /var/lib/s and no size limit", o.Store, o.Size)
+	}
+	o, err = parseMountArgs([]string{"-o", "store=/var/lib/s,size=1G", "/mnt"}, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Store != "/var/lib/s" || o.Size != 1<<30 {
+		t.Errorf("-o store=,size=1G: Store %q Size %d", o.Store, o.Size)
+	}
+	if _, err := parseMountArgs([]string{"--store", "/s", "--memdir", "/dev/shm", "/mnt"}, testEnv); err == nil || !strings.Contains(err.Error(), "exclude") {
+		t.Errorf("--store with --memdir: %v; want an error", err)
+	}
+	if _, err := parseMountArgs([]string{"-o", "store=", "/mnt"}, testEnv); err == nil {
+		t.Error("store= with no directory was accepted")
+	}
+}
+
+func TestFsckArgs(t *testing.T) {
+	var out, errb strings.Builder
+	if code := cmdFsck(nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "which store") {
+		t.Errorf("no store: exit %d, %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := cmdFsck([]string{"--frobnicate", "x"}, &out, &errb); code != 2 {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+	errb.Reset()
+	dir := t.TempDir()
+	if code := cmdFsck([]string{"--store", dir}, &out, &errb); code != fsckFailed || !strings.Contains(errb.String(), "not an mmapfs store") {
+		t.Errorf("an empty directory: exit %d, %q", code, errb.String())
+	}
+	out.Reset()
+	if code := cmdFsck([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--repair") {
+		t.Errorf("--help: exit %d", code)
+	}
+}
