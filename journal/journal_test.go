@@ -860,10 +860,14 @@ func TestOpenCommitReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := m.JournalSize()
-	if got := fileSize(t, jpath(dir, 1)); got != size {
+	if got := fileSize(t, jpath(dir, 1)); got < size {
 		t.Fatalf("journal file %d bytes, JournalSize %d", got, size)
 	}
 	closeT(t, m)
+	// Close cuts off the space allocated ahead.
+	if got := fileSize(t, jpath(dir, 1)); got != size {
+		t.Fatalf("journal file %d bytes after Close, JournalSize %d", got, size)
+	}
 	if err := m.Commit(&b); err != nil {
 		t.Errorf("empty Commit after Close: %v", err)
 	}
@@ -1173,6 +1177,11 @@ func TestTornTail(t *testing.T) {
 			f.Write(g)
 			f.Close()
 			frames, dropped := last, int64(len(g))
+			if allZero(g) {
+				// Zeros are the space allocated ahead for frames:
+				// the journal ends cleanly before them.
+				dropped = 0
+			}
 			s := states
 			e := ends
 			if name == "good then bad" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,14 +76,14 @@ type Meta struct {
 	over       atomic.Bool // the journal is past the compaction threshold
 
 	mu       sync.Mutex
-	f        *os.File // Protected by mu: the journal being appended to.
-	gen      uint64   // Protected by mu.
-	off      int64    // Protected by mu: where the next frame goes.
-	seq      uint64   // Protected by mu: the next frame's sequence number.
-	unsynced bool     // Protected by mu: frames written since the last Sync.
-	dirSync  bool     // Protected by mu: meta/ needs an fsync.
-	err      error    // Protected by mu: a failure that stops all commits.
-	snapSize int64    // Protected by mu: bytes of the last snapshot.
+	f        *jfile // Protected by mu: the journal being appended to.
+	gen      uint64 // Protected by mu.
+	off      int64  // Protected by mu: where the next frame goes.
+	seq      uint64 // Protected by mu: the next frame's sequence number.
+	unsynced bool   // Protected by mu: frames written since the last Sync.
+	dirSync  bool   // Protected by mu: meta/ needs an fsync.
+	err      error  // Protected by mu: a failure that stops all commits.
+	snapSize int64  // Protected by mu: bytes of the last snapshot.
 }
 
 // Open opens the store in dir, creating it if it does not exist, takes its
@@ -379,7 +380,7 @@ func (m *Meta) openJournal(exists bool) error {
 			return err
 		}
 	}
-	m.f = f
+	m.f = &jfile{f: f, size: m.off}
 	m.over.Store(false)
 	return nil
 }
@@ -446,8 +447,10 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid,
 		n, frames, _ := decodeFrames(data, off, seq, func(r *record) { st.apply(r) })
 		rep.Frames += frames
 		off, seq = n, seq+uint64(frames)
-		if off == len(data) {
-			return int64(off), int64(len(data)), seq, nil
+		if off == len(data) || allZero(data[off:]) {
+			// The end, or the end and the zeros of space allocated
+			// ahead for frames to come.
+			return int64(off), int64(off), seq, nil
 		}
 		at, next, ok := laterFrame(data[off:], seq)
 		if !ok {
@@ -525,14 +528,9 @@ func (m *Meta) Commit(b *Batch) error {
 		return fmt.Errorf("journal: a change of %d bytes is larger than a frame may be (%d)", b.Bytes(), maxFrame)
 	}
 	p := b.frame(m.seq)
-	if n, err := m.f.WriteAt(p, m.off); err != nil {
-		if n > 0 {
-			// Cut the partial frame off, or nothing after it counts.
-			if terr := m.f.Truncate(m.off); terr != nil {
-				m.err = fmt.Errorf("journal: %w (and cutting it back: %v)", err, terr)
-				m.log.Error("the metadata journal cannot be written: changes from now on are not saved", zap.Error(m.err))
-			}
-		}
+	if err := m.f.write(p, m.off); err != nil {
+		// Nothing counts as written: the next frame goes at the same
+		// place, over whatever part of this one got there.
 		return fmt.Errorf("journal: %w", err)
 	}
 	m.off += int64(len(p))
@@ -559,7 +557,7 @@ func (m *Meta) syncLocked() error {
 		return nil
 	}
 	if m.unsynced {
-		if err := unix.Fdatasync(int(m.f.Fd())); err != nil {
+		if err := unix.Fdatasync(int(m.f.f.Fd())); err != nil {
 			return fmt.Errorf("journal: fdatasync: %w", err)
 		}
 		m.unsynced = false
@@ -643,7 +641,7 @@ func (m *Meta) BeginCompact() (*Snapshot, error) {
 		m.compacting.Store(false)
 		return nil, err
 	}
-	old.Close()
+	old.close(oldOff)
 	sn := &Snapshot{m: m, gen: gen, f: sf, w: bufio.NewWriterSize(sf, 1<<20), seq: 1}
 	_, sn.err = sn.w.Write(header(kindSnapshot, gen))
 	sn.bytes = headerSize
@@ -733,7 +731,7 @@ func (m *Meta) Close() error {
 	m.mu.Lock()
 	err := m.syncLocked()
 	if m.f != nil {
-		if cerr := m.f.Close(); err == nil {
+		if cerr := m.f.close(m.off); err == nil {
 			err = cerr
 		}
 		m.f = nil
@@ -816,4 +814,94 @@ func (m *Meta) Rewrite(st *State) error {
 	}
 	sn.AddState(st)
 	return sn.Finish()
+}
+
+func allZero(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// journalChunk is how much journal space is allocated ahead at a time.
+const journalChunk = 1 << 20
+
+// jfile is the journal being appended to: its file, and a shared mapping of
+// it that frames are copied into. A frame copied into the mapping is in
+// the page cache of the store's filesystem, like a write(2): it survives
+// the end of the process. Copying costs no system call and is short
+// enough not to make committers queue. Space is allocated ahead with
+// fallocate, so that a full filesystem is an error here, never a fault on
+// the mapping; the zeros past the last frame end the journal as surely as
+// its end does, and Close cuts them off.
+type jfile struct {
+	f    *os.File
+	size int64  // of the file
+	mem  []byte // mapping of the file's first len(mem) bytes
+}
+
+// write copies p into the journal at off, making room first.
+func (j *jfile) write(p []byte, off int64) error {
+	end := off + int64(len(p))
+	if end > int64(len(j.mem)) {
+		if err := j.grow(end); err != nil {
+			return err
+		}
+	}
+	return copyGuarded(j.mem[off:end], p)
+}
+
+// grow allocates and maps the journal up to at least need bytes.
+func (j *jfile) grow(need int64) error {
+	size := max(int64(len(j.mem))*2, (need+journalChunk-1)/journalChunk*journalChunk)
+	if size > j.size {
+		fd := int(j.f.Fd())
+		err := unix.Fallocate(fd, 0, j.size, size-j.size)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = unix.Ftruncate(fd, size) // no way to reserve: sparse
+		}
+		if err != nil {
+			return fmt.Errorf("allocate journal space: %w", err)
+		}
+		j.size = size
+	}
+	mem, err := unix.Mmap(int(j.f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map the journal: %w", err)
+	}
+	if j.mem != nil {
+		_ = unix.Munmap(j.mem)
+	}
+	j.mem = mem
+	return nil
+}
+
+// close unmaps the journal, cuts off the space allocated past end, and
+// closes it.
+func (j *jfile) close(end int64) error {
+	if j.mem != nil {
+		_ = unix.Munmap(j.mem)
+		j.mem = nil
+	}
+	err := j.f.Truncate(end)
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// copyGuarded copies src to dst, a slice of the mapping, turning a fault
+// (an I/O error under the mapping, or the file cut short behind the
+// server's back) into an error.
+func copyGuarded(dst, src []byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fault writing the mapped journal: %v", r)
+		}
+	}()
+	copy(dst, src)
+	return nil
 }
