@@ -326,6 +326,13 @@ func (tm *testMount) unmount(t testing.TB) {
 // metadata is undamaged and its tree whole.
 func checkPersistentStore(t testing.TB, dir string) {
 	meta, st, rep, err := journal.Open(dir, journal.Options{ReadOnly: true})
+	// A child process another test is starting holds a copy of every
+	// descriptor from fork to exec, the store's locked one included:
+	// the lock may outlive Close by that long.
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, journal.ErrInUse) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		meta, st, rep, err = journal.Open(dir, journal.Options{ReadOnly: true})
+	}
 	if err != nil {
 		t.Errorf("loading the store again: %v", err)
 		return
