@@ -115,7 +115,9 @@ func Open(dir string, opts Options) (*Meta, *State, *Report, error) {
 
 // prepareDir checks that dir is a store, or makes a new one.
 func (m *Meta) prepareDir(rep *Report) error {
-	fi, err := os.Lstat(m.dir)
+	// The directory itself may be reached through a symlink (the user's
+	// choice); nothing inside it is.
+	fi, err := os.Stat(m.dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && !m.ro:
 		if err := os.MkdirAll(m.dir, 0o700); err != nil {
@@ -151,6 +153,15 @@ func (m *Meta) prepareDir(rep *Report) error {
 	}
 	rep.Fresh = true
 	return syncDir(m.dir)
+}
+
+// removing says what load does with a stale file: removes it, or, read
+// only, would.
+func (m *Meta) removing() string {
+	if m.ro {
+		return "would remove"
+	}
+	return "removed"
 }
 
 // takeLock locks the store for this process with flock; a second server
@@ -234,7 +245,7 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		switch {
 		case strings.HasSuffix(n, tmpSuffix):
 			// A snapshot that compaction did not finish.
-			rep.Notes = append(rep.Notes, "removed the unfinished snapshot "+n)
+			rep.Notes = append(rep.Notes, m.removing()+" the unfinished snapshot "+n)
 			if !m.ro {
 				_ = os.Remove(filepath.Join(m.metaDir, n))
 			}
@@ -299,7 +310,7 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 	var use []metaFile
 	for _, j := range jrnls {
 		if j.gen < gen {
-			rep.Notes = append(rep.Notes, "removed the compacted journal "+j.name)
+			rep.Notes = append(rep.Notes, m.removing()+" the compacted journal "+j.name)
 			if !m.ro {
 				_ = os.Remove(filepath.Join(m.metaDir, j.name))
 			}
