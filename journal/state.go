@@ -185,9 +185,9 @@ func (s *State) Validate() (problems []Problem, nlink map[uint64]uint32) {
 	slices.Sort(orphans)
 	for _, ino := range orphans {
 		in := s.Inodes[ino]
-		what := fmt.Sprintf("inode %d (%s) is not in the tree", ino, typeName(in.Mode))
+		what := fmt.Sprintf("inode %d (%s) is not in the tree", ino, TypeName(in.Mode))
 		if ino == RootIno {
-			what = fmt.Sprintf("inode 1 should be the root directory but is a %s", typeName(in.Mode))
+			what = fmt.Sprintf("inode 1 should be the root directory but is a %s", TypeName(in.Mode))
 		}
 		problems = append(problems, Problem{What: what, Repair: "free it and its data", orphan: ino})
 	}
@@ -237,7 +237,8 @@ func (s *State) Fix(problems []Problem, b *Batch) (orphans []*Inode) {
 	return orphans
 }
 
-func typeName(mode uint32) string {
+// TypeName names the file type in mode, in words.
+func TypeName(mode uint32) string {
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		return "file"

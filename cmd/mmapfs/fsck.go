@@ -342,7 +342,7 @@ func (c *fscker) lostFound(st *journal.State, orphans []uint64, problems []journ
 	}
 	for _, h := range heads {
 		h := h
-		c.problem(fmt.Sprintf("tree: inode %d (%s) is not in the tree", h, typeWord(st.Inodes[h].Mode)),
+		c.problem(fmt.Sprintf("tree: inode %d (%s) is not in the tree", h, journal.TypeName(st.Inodes[h].Mode)),
 			fmt.Sprintf("put it in /lost+found as #%d", h), func(st *journal.State) error {
 				lf := lostFoundDir(st)
 				st.Entries[lf]["#"+strconv.FormatUint(h, 10)] = h
@@ -488,18 +488,6 @@ func (c *fscker) checkForeign() {
 			c.warnings = append(c.warnings, fmt.Sprintf("%s is not a file mmapfs made; it is left alone", n))
 		}
 	}
-}
-
-func typeWord(mode uint32) string {
-	switch mode & syscall.S_IFMT {
-	case syscall.S_IFREG:
-		return "file"
-	case syscall.S_IFDIR:
-		return "directory"
-	case syscall.S_IFLNK:
-		return "symlink"
-	}
-	return "special file"
 }
 
 func readDirNames(dir string) ([]string, error) {
