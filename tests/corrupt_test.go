@@ -55,8 +55,8 @@ type crpNode struct {
 
 // crpModel is the tree of the clean store, in creation order.
 func crpModel() []*crpNode {
-	big := pstBytes(21, 5<<20+123) // over two 2 MiB store windows
-	medium := pstBytes(22, 300<<10+7)
+	big := modelBytes(21, 5<<20+123) // over two 2 MiB store windows
+	medium := modelBytes(22, 300<<10+7)
 	small := []byte("hello, small file\n")
 	m := []*crpNode{
 		{path: "a", kind: 'd', xattrs: map[string][]byte{"user.dir": []byte("on a directory")}},
@@ -77,7 +77,7 @@ func crpModel() []*crpNode {
 	for i := 0; i < 6; i++ {
 		m = append(m, &crpNode{
 			path: fmt.Sprintf("x/x%d", i), kind: 'f', data: []byte(fmt.Sprintf("x file %d\n", i)),
-			xattrs: map[string][]byte{"user.big": pstBytes(uint32(30+i), 60000)},
+			xattrs: map[string][]byte{"user.big": modelBytes(uint32(30+i), 60000)},
 		})
 	}
 	return m
@@ -88,7 +88,7 @@ const crpS2Files = 10
 
 func crpS2Name(i int) string { return fmt.Sprintf("s2/f%02d", i) }
 func crpS2Data(i int) []byte {
-	return append([]byte(fmt.Sprintf("session two, file %d\n", i)), pstBytes(uint32(100+i), 3000+i)...)
+	return append([]byte(fmt.Sprintf("session two, file %d\n", i)), modelBytes(uint32(100+i), 3000+i)...)
 }
 
 // crpBuild makes the model's tree on a mount.
@@ -938,7 +938,7 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 	cases = append(cases, crpCase{
 		name: "orphan-blob",
 		damage: func(t *testing.T, store string) {
-			noErr(t, os.WriteFile(orphan(store), pstBytes(77, 100<<10), 0o600), "write")
+			noErr(t, os.WriteFile(orphan(store), modelBytes(77, 100<<10), 0o600), "write")
 		},
 		mountSay: nil, fsck: []int{4}, fsckSay: []string{"00000000000000a7", "belongs to no file"}, repair: []int{1},
 		after: func(t *testing.T, store string) {

@@ -128,7 +128,7 @@ func (o crashOp) String() string {
 }
 
 // crashData is the data a write, an append or a setxattr of op carries.
-func crashData(op crashOp) []byte { return pstBytes(op.Seed, int(op.Skip+op.Len))[op.Skip:] }
+func crashData(op crashOp) []byte { return modelBytes(op.Seed, int(op.Skip+op.Len))[op.Skip:] }
 
 // crashShort is a write or an append that wrote only N bytes. The kernel
 // sends a write to the server in several requests (it splits it at page

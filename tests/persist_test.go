@@ -505,19 +505,6 @@ func pstRequireSame(t *testing.T, what string, a, b pstSnap, times bool) {
 
 // ---------------------------------------------------------------- building a tree
 
-// pstBytes returns n pseudo-random bytes (seeded, so reproducible).
-func pstBytes(seed uint32, n int) []byte {
-	b := make([]byte, n)
-	x := seed*2654435761 | 1
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x >> 11)
-	}
-	return b
-}
-
 func pstWriteAt(t *testing.T, p string, off int64, b []byte) {
 	t.Helper()
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
@@ -552,12 +539,12 @@ func pstBuildTree(t *testing.T, root string) {
 	pstWriteAt(t, j("small"), 0, []byte("hello, persistent world\n"))
 	pstWriteAt(t, j("empty"), 0, nil)
 	pstWriteAt(t, j("dir/sub/deeper/deepest/leaf"), 0, []byte("leaf\n"))
-	big := pstBytes(7, 5<<20+4097)
+	big := modelBytes(7, 5<<20+4097)
 	for off := 0; off < len(big); off += 1 << 20 {
 		pstWriteAt(t, j("dir/large"), int64(off), big[off:min(off+1<<20, len(big))])
 	}
-	pstWriteAt(t, j("sparse"), 0, pstBytes(8, 4096))
-	pstWriteAt(t, j("sparse"), 3<<20+8192, pstBytes(9, 65536))
+	pstWriteAt(t, j("sparse"), 0, modelBytes(8, 4096))
+	pstWriteAt(t, j("sparse"), 3<<20+8192, modelBytes(9, 65536))
 	noErr(t, unix.Truncate(j("sparse"), 8<<20), "truncate sparse")
 	// Binary content with every byte value and a file with one byte.
 	all := make([]byte, 256*16)
@@ -632,7 +619,7 @@ func pstBuildTree(t *testing.T, root string) {
 		{"small", "user.one", []byte("1")},
 		{"small", "user.binary", binVal},
 		{"small", "user.empty", nil},
-		{"small", "user.large", pstBytes(11, 4000)},
+		{"small", "user.large", modelBytes(11, 4000)},
 		{"dir/large", "user.mime_type", []byte("application/octet-stream")},
 		{"dir", "user.dirattr", []byte("on a directory")},
 		{"sgid/subdir", "user.x", binVal},
@@ -844,9 +831,9 @@ func TestPersistSIGKILLSimple(t *testing.T) {
 	noErr(t, unix.Mkdir(j("d"), 0o750), "mkdir")
 	noErr(t, unix.Mkdir(j("d/e"), 0o700), "mkdir")
 	pstWriteAt(t, j("a"), 0, []byte("acknowledged\n"))
-	pstWriteAt(t, j("d/b"), 0, pstBytes(1, 256<<10))
+	pstWriteAt(t, j("d/b"), 0, modelBytes(1, 256<<10))
 	pstWriteAt(t, j("d/b"), 100<<10, []byte("overwritten in the middle"))
-	pstWriteAt(t, j("d/e/sparse"), 1<<20, pstBytes(2, 5000))
+	pstWriteAt(t, j("d/e/sparse"), 1<<20, modelBytes(2, 5000))
 	pstWriteAt(t, j("appended"), 0, []byte("line 1\n"))
 	fd, err := unix.Open(j("appended"), unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
 	noErr(t, err, "open O_APPEND")
@@ -880,7 +867,7 @@ func TestPersistSIGKILLSimple(t *testing.T) {
 			unix.Close(ghost)
 		}
 	}()
-	chunk := pstBytes(3, 1<<20)
+	chunk := modelBytes(3, 1<<20)
 	for off := int64(0); off < ghostSize; off += int64(len(chunk)) {
 		_, err := unix.Pwrite(ghost, chunk, off)
 		noErr(t, err, "write ghost")
