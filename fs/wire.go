@@ -124,13 +124,3 @@ func (w *wireFS) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn)
 	defer w.fsys.changing()()
 	return w.RawFileSystem.CopyFileRange(cancel, in)
 }
-
-// Flush implements fuse.RawFileSystem. A file's data and attributes are in
-// the store as soon as each request is answered, so close(2) has nothing to
-// ask of the server: ENOSYS makes the kernel stop sending FLUSH for the rest
-// of the mount (fc->no_flush), which saves a round trip on every close. The
-// kernel still writes a file's dirty mmap pages back before close returns;
-// only the request after that is skipped.
-func (w *wireFS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
-	return fuse.ENOSYS
-}
