@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // Blob is the data of one file. Its bytes live at the same offsets in its
@@ -42,6 +43,8 @@ type Blob struct {
 	// never shrinks below a mapped window (only freeing lastPage cuts the
 	// file short for a moment). Protected by mu.
 	fileSize int64
+	// loan is set while the blob is lent (lend.go). Protected by mu.
+	loan *loan
 
 	wins map[int64]*window // Protected by Store.mu: mapped windows by index.
 	fd   fdSlot            // Protected by Store.mu.
@@ -81,7 +84,7 @@ func (b *Blob) ID() uint64 { return b.id }
 func (b *Blob) Size() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.size
+	return b.sizeLocked()
 }
 
 // Allocated returns the bytes of store space the blob holds: its allocated
@@ -89,7 +92,7 @@ func (b *Blob) Size() int64 {
 func (b *Blob) Allocated() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.alloc.pages * PageSize
+	return b.allocatedLocked()
 }
 
 // ReadAt reads len(p) bytes at off, as io.ReaderAt does: it returns
@@ -106,6 +109,8 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errInvalid
 	case len(p) == 0:
 		return 0, nil
+	case b.loan != nil:
+		return b.loanReadLocked(p, off)
 	case off >= b.size:
 		return 0, io.EOF
 	}
@@ -202,6 +207,27 @@ func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 		p = p[:s.maxFile-off]
 		short = errTooBig
 	}
+	var n int
+	var err error
+	if b.loan != nil {
+		n, err = b.loanWriteLocked(p, off)
+	} else {
+		n, err = b.writeLocked(p, off)
+	}
+	if err == nil {
+		err = short
+	}
+	return n, err
+}
+
+// writeLocked writes p at off: WriteAt of a blob that is not lent, once
+// its arguments are checked. If the size limit has room for only some of
+// the pages, it writes what fits and returns ErrNoSpace.
+//
+// Preconditions: b.mu is held for writing; off ≥ 0; off+len(p) is at most
+// the maximum file size.
+func (b *Blob) writeLocked(p []byte, off int64) (int, error) {
+	var short error
 	if ps, pe := off>>pageShift, pageUp(off+int64(len(p))); !b.alloc.covers(ps, pe) {
 		got, err := b.allocLocked(ps, pe, true)
 		if err != nil {
@@ -542,6 +568,11 @@ func (b *Blob) Truncate(size int64) error {
 		return errInvalid
 	case size > b.s.maxFile:
 		return errTooBig
+	case b.loan != nil:
+		if err := b.s.sys.Ftruncate(b.loan.fd, size); err != nil {
+			return b.loanErr("ftruncate", err)
+		}
+		return nil
 	case size > b.size:
 		b.size = size
 		return nil
@@ -586,6 +617,13 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 	end, err := b.rangeArgs(off, length)
 	if err != nil {
 		return err
+	}
+	if b.loan != nil {
+		mode := uint32(0)
+		if keepSize {
+			mode = unix.FALLOC_FL_KEEP_SIZE
+		}
+		return b.loanFallocate(mode, off, length)
 	}
 	ps, pe := off>>pageShift, pageUp(end)
 	newSize := b.size
@@ -669,6 +707,9 @@ func (b *Blob) PunchHole(off, length int64) error {
 	if err != nil {
 		return err
 	}
+	if b.loan != nil {
+		return b.loanFallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
+	}
 	return b.zeroLocked(off, end)
 }
 
@@ -686,6 +727,9 @@ func (b *Blob) ZeroRange(off, length int64, keepSize bool) error {
 	end, err := b.rangeArgs(off, length)
 	if err != nil {
 		return err
+	}
+	if b.loan != nil {
+		return b.loanZeroRangeLocked(off, length, keepSize)
 	}
 	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
 		return err
@@ -754,6 +798,8 @@ func (b *Blob) SeekData(off int64) (int64, error) {
 	switch {
 	case b.dead:
 		return 0, errClosed
+	case b.loan != nil:
+		return b.loanSeekLocked(off, unix.SEEK_DATA)
 	case off < 0 || off >= b.size:
 		return 0, errNoData
 	}
@@ -776,6 +822,8 @@ func (b *Blob) SeekHole(off int64) (int64, error) {
 	switch {
 	case b.dead:
 		return 0, errClosed
+	case b.loan != nil:
+		return b.loanSeekLocked(off, unix.SEEK_HOLE)
 	case off < 0 || off >= b.size:
 		return 0, errNoData
 	}
@@ -794,6 +842,11 @@ func (b *Blob) Sync(off, length int64) error {
 		return errClosed
 	case off < 0 || length < 0:
 		return errInvalid
+	case b.loan != nil:
+		if err := b.s.sys.Fdatasync(b.loan.fd); err != nil {
+			return fmt.Errorf("mapstore: fdatasync %s: %w", b.name, err)
+		}
+		return b.s.syncDir()
 	case !b.hasFile:
 		return nil
 	}
@@ -862,6 +915,10 @@ func (b *Blob) Free() error {
 		return errClosed
 	}
 	b.dead = true
+	if b.loan != nil {
+		closeFD(b.loan.fd)
+		b.loan = nil
+	}
 	s := b.s
 	s.mu.Lock()
 	err := s.dropBlobLocked(b)

@@ -39,13 +39,16 @@ func (b *Blob) CopyFrom(src *Blob, srcOff, dstOff, n int64) (int64, error) {
 	if b.dead || src.dead {
 		return 0, errClosed
 	}
-	n = max(0, min(n, src.size-srcOff))
+	n = max(0, min(n, src.sizeLocked()-srcOff))
 	if dstOff >= b.s.maxFile {
 		return 0, errTooBig
 	}
 	n = min(n, b.s.maxFile-dstOff)
 	if src == b && dstOff+n > srcOff && dstOff < srcOff+n {
 		return 0, fmt.Errorf("%w: overlapping copy within one blob", errInvalid)
+	}
+	if b.loan != nil || src.loan != nil {
+		return b.copyLoanLocked(src, srcOff, dstOff, n)
 	}
 	var done int64
 	var err error

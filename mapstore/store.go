@@ -207,6 +207,10 @@ func (s *Store) Close() error {
 	for _, b := range blobs {
 		b.mu.Lock()
 		b.dead = true
+		if b.loan != nil {
+			closeFD(b.loan.fd)
+			b.loan = nil
+		}
 		s.mu.Lock()
 		errs = append(errs, s.dropBlobLocked(b))
 		s.mu.Unlock()
