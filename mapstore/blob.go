@@ -569,10 +569,7 @@ func (b *Blob) Truncate(size int64) error {
 	case size > b.s.maxFile:
 		return errTooBig
 	case b.loan != nil:
-		if err := b.s.sys.Ftruncate(b.loan.fd, size); err != nil {
-			return b.loanErr("ftruncate", err)
-		}
-		return nil
+		return b.loanTruncateLocked(size)
 	case size > b.size:
 		b.size = size
 		return nil
@@ -843,7 +840,12 @@ func (b *Blob) Sync(off, length int64) error {
 	case off < 0 || length < 0:
 		return errInvalid
 	case b.loan != nil:
-		if err := b.s.sys.Fdatasync(b.loan.fd); err != nil {
+		fd, err := b.s.acquireFD(b, false)
+		if err != nil {
+			return err
+		}
+		defer b.s.releaseFD(b)
+		if err := b.s.sys.Fdatasync(fd); err != nil {
 			return fmt.Errorf("mapstore: fdatasync %s: %w", b.name, err)
 		}
 		return b.s.syncDir()
@@ -915,12 +917,12 @@ func (b *Blob) Free() error {
 		return errClosed
 	}
 	b.dead = true
-	if b.loan != nil {
-		closeFD(b.loan.fd)
-		b.loan = nil
-	}
 	s := b.s
 	s.mu.Lock()
+	if b.loan != nil {
+		delete(s.loans, b)
+		b.loan = nil
+	}
 	err := s.dropBlobLocked(b)
 	if b.hasFile && !s.closed {
 		// Under s.mu, so that Close cannot close dirfd meanwhile.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -21,11 +22,16 @@ import (
 //     does. The blob's windows are unmapped for the loan, so no mapping
 //     reaches past that end.
 //   - The blob's methods work on the file with ordinary system calls
-//     (pread, pwrite, ftruncate, fallocate, lseek) on a descriptor of the
-//     loan, leaving the windows and page sets alone: the kernel's writes do
-//     not show in them.
-//   - Return rebuilds the page sets from the file, as OpenBlob does, and
-//     grows the file back to a window.
+//     (pread, pwrite, ftruncate, fallocate, lseek) on its descriptor (the
+//     store's, as for any blob), leaving the windows and page sets alone:
+//     the kernel's writes do not show in them.
+//   - Return rebuilds the page sets from the file and grows it back to a
+//     window. Data pages are what SEEK_DATA finds. Pages reserved by
+//     fallocate without data cannot be found that way (tmpfs reports them
+//     as holes, and mincore does not see them), so the loan keeps them: it
+//     starts with the blob's and follows the fallocate calls, punches and
+//     truncates made through the store. The kernel only writes; it never
+//     reserves or frees pages of its own accord.
 //
 // The kernel's writes are not counted against the size limit, so only a
 // store without one lends (CanLend): the filesystem under the store then
@@ -33,9 +39,18 @@ import (
 
 // loan is a blob's state while it is lent.
 type loan struct {
-	fd   int // the store file, read-write; the loan's own descriptor
 	refs int // Lend calls not yet matched by Return
+	// reserved holds pages that may be allocated without data: those
+	// of the blob at Lend, and those fallocated since.
+	reserved extents
+	// accounted is the blob's allocation when lent, counted in Store.used
+	// until Return.
+	accounted int64
 }
+
+// rereads counts the returns that had to read a store file's pages again
+// (tests expect none).
+var rereads atomic.Int64
 
 // ErrNoLend is returned by Lend on a store with a size limit.
 var ErrNoLend = errors.New("mapstore: a store with a size limit does not lend blobs")
@@ -44,49 +59,105 @@ var ErrNoLend = errors.New("mapstore: a store with a size limit does not lend bl
 // limit of its own.
 func (s *Store) CanLend() bool { return s.limit == 0 }
 
-// Lend lends the blob: it returns a read-write descriptor of its store file
-// (created if needed) that the caller may hand to the kernel, and keeps the
-// blob lent until Return is called as many times as Lend. The descriptor
-// is the blob's: it stays valid until the last Return and must not be
-// closed by the caller. Pages allocated past the size are freed.
-func (b *Blob) Lend() (int, error) {
+// Lend lends the blob, and keeps it lent until Return is called as many
+// times as Lend. With withFD it also returns a new read-write descriptor
+// of its store file (created if needed), for the caller to hand to the
+// kernel and then close; -1 if none could be had (descriptors ran out),
+// which does not stop the loan. An error means the blob is not lent.
+func (b *Blob) Lend(withFD bool) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.s
 	switch {
 	case b.dead:
 		return -1, errClosed
+	case b.loan == nil && s.limit > 0:
+		return -1, ErrNoLend
 	case b.loan != nil:
 		b.loan.refs++
-		return b.loan.fd, nil
-	case s.limit > 0:
-		return -1, ErrNoLend
-	}
-	if err := b.freePagesLocked(pageUp(b.size), math.MaxInt64); err != nil {
-		return -1, err
+		if !withFD {
+			return -1, nil
+		}
+		fd, err := s.acquireFD(b, false)
+		if err != nil {
+			return -1, nil
+		}
+		defer s.releaseFD(b)
+		return b.dupLocked(fd), nil
 	}
 	fd, err := s.acquireFD(b, true)
 	if err != nil {
 		return -1, err
 	}
-	own, err := dupFD(fd)
-	s.releaseFD(b)
-	if err != nil {
-		return -1, fmt.Errorf("mapstore: lend %s: dup: %w", b.name, err)
+	defer s.releaseFD(b)
+	own := -1
+	if withFD {
+		own = b.dupLocked(fd)
 	}
 	s.mu.Lock()
 	err = s.unmapBlobWindowsLocked(b, 0)
 	s.mu.Unlock()
 	if err == nil {
-		err = s.sys.Ftruncate(own, b.size)
+		err = s.sys.Ftruncate(fd, b.size)
 	}
 	if err != nil {
-		closeFD(own)
+		if own >= 0 {
+			closeFD(own)
+		}
 		return -1, fmt.Errorf("mapstore: lend %s: %w", b.name, err)
 	}
 	b.fileSize = b.size
-	b.loan = &loan{fd: own, refs: 1}
+	l := &loan{refs: 1, accounted: b.alloc.pages * PageSize}
+	for _, e := range b.alloc.es {
+		for q := e.start; ; {
+			gs, ge, ok := b.data.nextGap(q, e.end)
+			if !ok {
+				break
+			}
+			l.reserved.add(gs, ge)
+			q = ge
+		}
+	}
+	// Cutting the file at the size freed the pages reserved past it
+	// (fallocate with KEEP_SIZE): reserve them again.
+	from := pageUp(b.size)
+	for _, e := range l.reserved.es {
+		if e.end <= from {
+			continue
+		}
+		ps := max(e.start, from)
+		if err := s.sys.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, pageOff(ps), pageOff(e.end)-pageOff(ps)); err != nil {
+			l.reserved.remove(ps, math.MaxInt64)
+			s.log.Warn("reserving again the pages past the end of a lent store file",
+				zap.String("file", b.name), zap.Error(err))
+			break
+		}
+	}
+	b.loan = l
+	s.mu.Lock()
+	s.loans[b] = l
+	s.mu.Unlock()
 	return own, nil
+}
+
+// dupLocked duplicates fd, b's pinned descriptor, giving back the store's
+// idle descriptors and trying again if there are none left; -1 if that
+// fails too.
+//
+// Preconditions: b.mu is held.
+func (b *Blob) dupLocked(fd int) int {
+	own, err := dupFD(fd)
+	if isEMFILE(err) {
+		b.s.mu.Lock()
+		b.s.evictFDsLocked(0)
+		b.s.mu.Unlock()
+		own, err = dupFD(fd)
+	}
+	if err != nil {
+		b.s.log.Debug("no descriptor to lend", zap.String("file", b.name), zap.Error(err))
+		return -1
+	}
+	return own
 }
 
 // Return ends one Lend. The last one takes the blob back: its size is the
@@ -103,31 +174,70 @@ func (b *Blob) Return() error {
 		l.refs--
 		return nil
 	}
+	s := b.s
 	b.loan = nil
-	defer closeFD(l.fd)
+	s.mu.Lock()
+	delete(s.loans, b)
+	s.mu.Unlock()
 	if b.dead {
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(l.fd, &st); err != nil {
+	fd, err := s.acquireFD(b, false)
+	if err != nil {
 		return fmt.Errorf("mapstore: take back %s: %w", b.name, err)
 	}
-	s := b.s
-	// Pages past the end (fallocate with KEEP_SIZE) would turn into
-	// data when the file grows back to a window: free them first.
-	if from := pageOff(pageUp(st.Size)); from < s.mapLimit {
-		err := s.sys.Fallocate(l.fd, fallocPunch, from, s.mapLimit-from)
-		if err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			s.log.Warn("freeing the pages past the end of a store file taken back",
-				zap.String("file", b.name), zap.Error(err))
-		}
+	defer s.releaseFD(b)
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	// The file grows back to a window before its data is read: pages
+	// past the end that a second fallocate made data (tmpfs) show then.
+	target := s.fileTarget(max(st.Size, pageOff(l.reserved.last())))
+	if err == nil && st.Size < target {
+		err = s.sys.Ftruncate(fd, target)
 	}
+	var data extents
+	if err == nil {
+		b.fileSize = target
+		err = dataRanges(fd, target, func(start, end int64) {
+			data.add(start>>pageShift, pageUp(end))
+		})
+	}
+	if err != nil {
+		// The page sets stay as they were at Lend; Check will say
+		// how they differ from the file.
+		return fmt.Errorf("mapstore: take back %s: %w", b.name, err)
+	}
+	alloc := extents{es: append([]extent(nil), data.es...), pages: data.pages}
+	for _, e := range l.reserved.es {
+		alloc.add(e.start, e.end)
+	}
+	if s.tmpfs && st.Blocks*512 != alloc.pages*PageSize {
+		// The file holds pages the loan did not follow: read them
+		// again from the file as OpenBlob does, which frees pages
+		// reserved without data.
+		rereads.Add(1)
+		s.log.Debug("store file taken back holds other pages than followed",
+			zap.String("file", b.name), zap.Int64("bytes", st.Blocks*512), zap.Int64("followed", alloc.pages*PageSize))
+		if from := pageOff(pageUp(st.Size)); from < s.mapLimit {
+			if err := s.sys.Fallocate(fd, fallocPunch, from, s.mapLimit-from); err != nil {
+				s.log.Warn("freeing the pages past the end of a store file taken back",
+					zap.String("file", b.name), zap.Error(err))
+			}
+		}
+		s.mu.Lock()
+		s.used -= b.alloc.pages * PageSize
+		s.mu.Unlock()
+		b.alloc.reset()
+		b.data.reset()
+		return b.adoptLocked(st.Size)
+	}
+	b.size = st.Size
+	b.data = data
 	s.mu.Lock()
-	s.used -= b.alloc.pages * PageSize
+	s.used += (alloc.pages - b.alloc.pages) * PageSize
 	s.mu.Unlock()
-	b.alloc.reset()
-	b.data.reset()
-	return b.adoptLocked(st.Size)
+	b.alloc = alloc
+	return nil
 }
 
 // Lent reports whether the blob is lent.
@@ -146,10 +256,22 @@ func (b *Blob) FileStat() (st unix.Stat_t, ok bool, err error) {
 	if b.loan == nil {
 		return st, false, nil
 	}
-	if err := unix.Fstat(b.loan.fd, &st); err != nil {
-		return st, true, fmt.Errorf("mapstore: stat %s: %w", b.name, err)
+	return st, true, b.loanStatLocked(&st)
+}
+
+// loanStatLocked fstats a lent blob's store file.
+//
+// Preconditions: b.mu is held; b is lent.
+func (b *Blob) loanStatLocked(st *unix.Stat_t) error {
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return err
 	}
-	return st, true, nil
+	defer b.s.releaseFD(b)
+	if err := unix.Fstat(fd, st); err != nil {
+		return fmt.Errorf("mapstore: stat %s: %w", b.name, err)
+	}
+	return nil
 }
 
 // sizeLocked returns the blob's size: the store file's length while lent.
@@ -158,7 +280,7 @@ func (b *Blob) FileStat() (st unix.Stat_t, ok bool, err error) {
 func (b *Blob) sizeLocked() int64 {
 	if b.loan != nil {
 		var st unix.Stat_t
-		if unix.Fstat(b.loan.fd, &st) == nil {
+		if b.loanStatLocked(&st) == nil {
 			return st.Size
 		}
 	}
@@ -171,7 +293,7 @@ func (b *Blob) sizeLocked() int64 {
 func (b *Blob) allocatedLocked() int64 {
 	if b.loan != nil {
 		var st unix.Stat_t
-		if unix.Fstat(b.loan.fd, &st) == nil {
+		if b.loanStatLocked(&st) == nil {
 			return st.Blocks * 512
 		}
 	}
@@ -195,9 +317,14 @@ func (b *Blob) loanErr(op string, err error) error {
 //
 // Preconditions: b.mu is held; b is lent; off ≥ 0.
 func (b *Blob) loanReadLocked(p []byte, off int64) (int, error) {
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return 0, err
+	}
+	defer b.s.releaseFD(b)
 	done := 0
 	for done < len(p) {
-		n, err := b.s.sys.Pread(b.loan.fd, p[done:], off+int64(done))
+		n, err := b.s.sys.Pread(fd, p[done:], off+int64(done))
 		switch {
 		case isEINTR(err):
 			continue
@@ -216,9 +343,14 @@ func (b *Blob) loanReadLocked(p []byte, off int64) (int, error) {
 //
 // Preconditions: b.mu is held; b is lent; off ≥ 0.
 func (b *Blob) loanWriteLocked(p []byte, off int64) (int, error) {
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return 0, err
+	}
+	defer b.s.releaseFD(b)
 	done := 0
 	for done < len(p) {
-		n, err := b.s.sys.Pwrite(b.loan.fd, p[done:], off+int64(done))
+		n, err := b.s.sys.Pwrite(fd, p[done:], off+int64(done))
 		switch {
 		case isEINTR(err):
 			continue
@@ -232,20 +364,55 @@ func (b *Blob) loanWriteLocked(p []byte, off int64) (int, error) {
 	return done, nil
 }
 
-// loanFallocate runs fallocate on a lent blob's store file.
+// loanFallocate runs fallocate on a lent blob's store file, and follows
+// the pages it reserves or frees.
 //
 // Preconditions: b.mu is held for writing; b is lent.
 func (b *Blob) loanFallocate(mode uint32, off, length int64) error {
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	defer b.s.releaseFD(b)
 	for {
-		err := b.s.sys.Fallocate(b.loan.fd, mode, off, length)
+		err := b.s.sys.Fallocate(fd, mode, off, length)
 		if isEINTR(err) {
 			continue
 		}
 		if err != nil {
 			return b.loanErr("fallocate", err)
 		}
+		if mode&unix.FALLOC_FL_PUNCH_HOLE != 0 {
+			b.loan.reserved.remove(pageUp(off), (off+length)>>pageShift)
+		} else {
+			b.loan.reserved.add(off>>pageShift, pageUp(off+length))
+		}
 		return nil
 	}
+}
+
+// loanTruncateLocked is Truncate of a lent blob.
+//
+// Preconditions: b.mu is held for writing; b is lent; size is checked.
+func (b *Blob) loanTruncateLocked(size int64) error {
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	defer b.s.releaseFD(b)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return b.loanErr("fstat", err)
+	}
+	if err := b.s.sys.Ftruncate(fd, size); err != nil {
+		return b.loanErr("ftruncate", err)
+	}
+	// Growing keeps the pages reserved past the end; a truncate to the
+	// same size or less frees them, as it does on tmpfs.
+	if size <= st.Size {
+		b.loan.reserved.remove(pageUp(size), math.MaxInt64)
+	}
+	return nil
 }
 
 // loanZeroRangeLocked is ZeroRange of a lent blob: FALLOC_FL_ZERO_RANGE
@@ -259,11 +426,17 @@ func (b *Blob) loanZeroRangeLocked(off, length int64, keepSize bool) error {
 	if keepSize {
 		keep = unix.FALLOC_FL_KEEP_SIZE
 	}
-	err := b.s.sys.Fallocate(b.loan.fd, unix.FALLOC_FL_ZERO_RANGE|keep, off, length)
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return err
+	}
+	err = b.s.sys.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|keep, off, length)
+	b.s.releaseFD(b)
 	if !errors.Is(err, unix.EOPNOTSUPP) {
 		if err != nil {
 			return b.loanErr("fallocate", err)
 		}
+		b.loan.reserved.add(off>>pageShift, pageUp(off+length))
 		return nil
 	}
 	if err := b.loanFallocate(unix.FALLOC_FL_KEEP_SIZE, off, length); err != nil {
@@ -282,7 +455,12 @@ func (b *Blob) loanSeekLocked(off int64, whence int) (int64, error) {
 	if off < 0 {
 		return 0, errNoData
 	}
-	pos, err := unix.Seek(b.loan.fd, off, whence)
+	fd, err := b.s.acquireFD(b, false)
+	if err != nil {
+		return 0, err
+	}
+	defer b.s.releaseFD(b)
+	pos, err := unix.Seek(fd, off, whence)
 	switch {
 	case errors.Is(err, unix.ENXIO):
 		return 0, errNoData
@@ -327,4 +505,19 @@ func (b *Blob) copyLoanLocked(src *Blob, srcOff, dstOff, n int64) (int64, error)
 		}
 	}
 	return done, nil
+}
+
+// loanedBytesLocked returns the bytes the lent blobs' store files hold,
+// less what Store.used counts for them.
+//
+// Preconditions: s.mu is held.
+func (s *Store) loanedBytesLocked() int64 {
+	var d int64
+	for b, l := range s.loans {
+		var st unix.Stat_t
+		if !s.closed && unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			d += st.Blocks*512 - l.accounted
+		}
+	}
+	return d
 }

@@ -91,6 +91,7 @@ type Store struct {
 	dirfd  int              // Protected by mu: closed by Close.
 	nextID uint64           // Protected by mu: the id Create gives next.
 	blobs  map[uint64]*Blob // Protected by mu: the live blobs.
+	loans  map[*Blob]*loan  // Protected by mu: the lent blobs (lend.go).
 	used   int64            // Protected by mu: bytes allocated over all blobs.
 	wins   window           // Protected by mu: sentinel of the window LRU.
 	nwins  int              // Protected by mu: windows mapped.
@@ -113,6 +114,7 @@ func Open(opts Options) (*Store, error) {
 		sys:     opts.Sys.withDefaults(),
 		nextID:  1,
 		blobs:   make(map[uint64]*Blob),
+		loans:   make(map[*Blob]*loan),
 		dirfd:   -1,
 	}
 	if s.log == nil {
@@ -207,11 +209,11 @@ func (s *Store) Close() error {
 	for _, b := range blobs {
 		b.mu.Lock()
 		b.dead = true
+		s.mu.Lock()
 		if b.loan != nil {
-			closeFD(b.loan.fd)
+			delete(s.loans, b)
 			b.loan = nil
 		}
-		s.mu.Lock()
 		errs = append(errs, s.dropBlobLocked(b))
 		s.mu.Unlock()
 		b.mu.Unlock()
@@ -286,7 +288,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{
-		Used:    s.used,
+		Used:    s.used + s.loanedBytesLocked(),
 		Limit:   s.limit,
 		Blobs:   len(s.blobs),
 		Windows: s.nwins,
