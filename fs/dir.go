@@ -122,7 +122,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 		f.blob.Free()
 		return nil, nil, 0, errno
 	}
-	fh, fuseFlags := f.opened(flags)
+	fh, fuseFlags := f.opened(ctx, flags)
 	return ch, fh, fuseFlags, 0
 }
 
@@ -150,7 +150,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 		return nil, nil, 0, errno
 	}
 	f.attr(&out.Attr)
-	fh, fuseFlags := f.opened(flags)
+	fh, fuseFlags := f.opened(ctx, flags)
 	return ch, fh, fuseFlags, 0
 }
 

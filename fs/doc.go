@@ -12,9 +12,21 @@
 //
 // # Locking
 //
-//	node.mu              (attributes of one node; a leaf lock)
-//	  mapstore.Blob.mu   (a File may call its blob with mu held)
-//	    mapstore.Store.mu
+//	persist.quiesce      (read-held by every change; see persist.go)
+//	  node.mu            (attributes of one node; a leaf lock)
+//	    mapstore.Blob.mu (a File may call its blob with mu held)
+//	      mapstore.Store.mu
+//
+// # Passthrough
+//
+// With FUSE passthrough (Config.Passthrough) an open of a regular file
+// lends the file's blob (mapstore.Blob.Lend): go-fuse hands a descriptor of
+// its store file to the kernel, which then reads, writes and maps it
+// without the server. While a File has loans, the store file is the truth
+// about size and times: File.observe takes them into the node when the
+// server looks (stat, fsync, close), and the blob serves the server's own
+// operations (truncate, fallocate, copy_file_range, lseek) with system
+// calls on the file. The last Release returns the blob.
 //
 // No method holds the mu of two nodes at once: an operation that changes
 // several nodes (rename, link, unlink) updates them one after another, and

@@ -10,6 +10,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"mmapfs/mapstore"
@@ -23,7 +24,23 @@ type File struct {
 
 	// Protected by node.mu.
 	opens int // open handles; the data outlives the last link until 0
+	// loans counts the handles whose store file the kernel reads and
+	// writes itself (passthrough). While it is not 0, the store file's
+	// status is the truth about size and times: seen is its mtime, ctime
+	// and atime when the server last looked (observeLocked).
+	loans int
+	seen  fileTimes
+	// unsaved: observe took a change into the node that the journal
+	// does not have yet.
+	unsaved bool
+	// cached counts the open handles not offered for passthrough.
+	cached int
 }
+
+// fileTimes are the times of a store file, as fstat gives them.
+type fileTimes struct{ m, c, a unix.Timespec }
+
+func timesOf(st *unix.Stat_t) fileTimes { return fileTimes{st.Mtim, st.Ctim, st.Atim} }
 
 var (
 	_ = (gofs.NodeOpener)((*File)(nil))
@@ -37,23 +54,157 @@ var (
 	_ = (gofs.NodeCopyFileRanger)((*File)(nil))
 )
 
-// handle is an open file. The node keeps the state; the handle only
-// exists so that Release is called once per open.
-type handle struct{ f *File }
+// handle is an open file. The node keeps the state; the handle exists so
+// that Release is called once per open, and to give go-fuse the store file
+// for passthrough.
+type handle struct {
+	f    *File
+	lent bool // the handle holds a loan of the store file
+	// fd is a descriptor of the lent store file for go-fuse to hand to
+	// the kernel, or -1. It is closed when the open request ends
+	// (wireFS.serveOpen), or with ownFD at Release.
+	fd    int
+	ownFD bool
+	// cached: the handle was not offered the store file, so the kernel
+	// may cache it (unless the node had a backing file already).
+	cached bool
+}
+
+var _ = (gofs.FilePassthroughFder)((*handle)(nil))
+
+// PassthroughFd implements gofs.FilePassthroughFder: with it the kernel
+// reads, writes and maps the store file itself. go-fuse asks only while
+// serving the open.
+func (h *handle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 }
 
 func (f *File) sizeBlocks() (uint64, uint64) {
 	return uint64(f.blob.Size()), uint64(f.blob.Allocated()) / 512
 }
 
-// opened counts a new open handle.
-func (f *File) opened(flags uint32) (gofs.FileHandle, uint32) {
+// opened counts a new open handle. With passthrough on, every handle holds
+// a loan of the store file (even one the kernel is not to get: go-fuse
+// passes through every open of a node that has a backing file already), and
+// is offered the file for passthrough when mayLendLocked allows. A blob
+// that cannot be lent (its store file is gone, descriptors ran out, it was
+// freed after the last unlink) is served through the server; a blob
+// already lent always can be.
+func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint32) {
+	h := &handle{f: f, fd: -1}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fsys.passthrough.Load() {
+		// Not while a handle the kernel caches is open: the kernel
+		// refuses (EIO) a passthrough open of an inode it caches, and
+		// the other way round.
+		offer := f.mayLendLocked() && f.cached == 0
+		fd, err := f.blob.Lend(offer)
+		switch {
+		case errors.Is(err, mapstore.ErrClosed):
+		case err != nil:
+			// Once at WARN: under descriptor pressure every open
+			// may fail so, and each still works through the server.
+			lvl := zap.DebugLevel
+			if !f.fsys.lendWarned.Swap(true) {
+				lvl = zap.WarnLevel
+			}
+			f.fsys.log.Log(lvl, "passthrough: cannot lend a store file; its open goes through the server (further cases at debug level)",
+				zap.Uint64("ino", f.ino), zap.Error(err))
+		default:
+			if f.loans == 0 {
+				if st, ok, err := f.blob.FileStat(); ok && err == nil {
+					f.seen = timesOf(&st)
+				}
+			}
+			f.loans++
+			h.lent, h.fd = true, fd
+		}
+		if fd >= 0 {
+			h.ownFD = !f.fsys.closeAfterOpen(ctx, fd)
+		} else {
+			h.cached = true
+			f.cached++
+		}
+	}
 	f.opens++
-	f.mu.Unlock()
 	// Data changes only through the kernel, which keeps its page cache
 	// right itself (it drops the pages a punch or copy_file_range
-	// replaces), so the cache may outlive an open.
-	return &handle{f: f}, fuse.FOPEN_KEEP_CACHE
+	// replaces), so the cache may outlive an open. (go-fuse drops the
+	// flag for passthrough: the kernel then has no cache of its own.)
+	return h, fuse.FOPEN_KEEP_CACHE
+}
+
+// mayLendLocked reports whether the kernel may write the file without the
+// server: not when a write must drop set-id bits or a file capability
+// (killpriv.go), which the server does on the writes it sees.
+//
+// Preconditions: f.mu is held.
+func (f *File) mayLendLocked() bool {
+	if f.mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
+		return false
+	}
+	_, hasCap := f.xattr["security.capability"]
+	return !hasCap
+}
+
+// observe takes what the kernel changed in a lent store file into the
+// node: size (which the store reads from the file), mtime, ctime and atime.
+// With save, a change is saved to the journal; without (stat, which holds
+// no lock against compaction), it is saved at the next close or fsync, or
+// with the next snapshot.
+func (f *File) observe(save bool) syscall.Errno {
+	if save {
+		defer f.fsys.changing()()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.observeLocked(save)
+}
+
+// observeLocked is observe with f.mu held (and with save, fsys.changing).
+func (f *File) observeLocked(save bool) syscall.Errno {
+	if save && f.unsaved && f.loans == 0 {
+		f.unsaved = false
+		return f.saveLocked()
+	}
+	if f.loans == 0 {
+		return 0
+	}
+	st, ok, err := f.blob.FileStat()
+	if !ok || err != nil {
+		return 0
+	}
+	now := timesOf(&st)
+	if now == f.seen {
+		return 0
+	}
+	changed := false
+	if now.m != f.seen.m {
+		f.mtime = time.Unix(now.m.Unix())
+		changed = true
+	}
+	if now.c != f.seen.c {
+		f.ctime = time.Unix(now.c.Unix())
+		changed = true
+	}
+	if now.a != f.seen.a {
+		// The kernel read the file. The store file's atime follows
+		// the store mount's rules on the store file's own times; the
+		// node's follows relatime on the node's times (touchAtime).
+		at := time.Unix(now.a.Unix())
+		if !f.atime.After(f.mtime) || !f.atime.After(f.ctime) || at.Sub(f.atime) > 24*time.Hour {
+			f.atime = at
+			if f.fsys.persist != nil {
+				f.fsys.persist.atimeDirty.Store(true)
+			}
+		}
+	}
+	f.seen = now
+	f.unsaved = f.unsaved || changed
+	if save && f.unsaved {
+		f.unsaved = false
+		return f.saveLocked()
+	}
+	return 0
 }
 
 // Open implements gofs.NodeOpener.
@@ -63,13 +214,30 @@ func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	fh, fuseFlags := f.opened(flags)
+	fh, fuseFlags := f.opened(ctx, flags)
 	return fh, fuseFlags, 0
 }
 
 // Release implements gofs.NodeReleaser.
 func (f *File) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	if h, ok := fh.(*handle); ok && h.lent {
+		done := f.fsys.changing()
+		f.mu.Lock()
+		f.observeLocked(true)
+		f.loans--
+		if err := f.blob.Return(); err != nil {
+			f.fsys.log.Error("passthrough: taking back a store file", zap.Uint64("ino", f.ino), zap.Error(err))
+		}
+		f.mu.Unlock()
+		done()
+		if h.ownFD {
+			unix.Close(h.fd)
+		}
+	}
 	f.mu.Lock()
+	if h, ok := fh.(*handle); ok && h.cached {
+		f.cached--
+	}
 	f.opens--
 	f.mu.Unlock()
 	f.fsys.maybeReclaim(&f.node)
@@ -81,6 +249,9 @@ func (f *File) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { re
 
 // Fsync implements gofs.NodeFsyncer.
 func (f *File) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
+	if errno := f.observe(true); errno != 0 {
+		return errno
+	}
 	if errno := toErrno(f.fsys.log, "fsync", f.blob.Sync(0, math.MaxInt64)); errno != 0 {
 		return errno
 	}
@@ -119,7 +290,7 @@ func (n *node) touchAtime() bool {
 func (f *File) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.blob.WriteAt(data, off)
 	if n > 0 {
-		if errno := f.touchMtime(); errno != 0 {
+		if errno := f.touchData(); errno != 0 {
 			return 0, errno
 		}
 	}
@@ -147,21 +318,29 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 		}
 	}
 	if done > 0 {
-		if errno := f.touchMtime(); errno != 0 {
+		if errno := f.touchData(); errno != 0 {
 			return 0, errno
 		}
 	}
 	return uint32(done), 0
 }
 
-// touchMtime records a change of the data.
-func (n *node) touchMtime() syscall.Errno {
+// touchData records a change of the data made by the server. While the
+// store file is lent, the file's own times changed too: they count as
+// seen, so that observe does not take them over times set later.
+func (f *File) touchData() syscall.Errno {
 	now := time.Now()
-	n.mu.Lock()
-	n.mtime, n.ctime = now, now
-	errno := n.saveLocked()
-	n.mu.Unlock()
-	return errno
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.loans > 0 {
+		f.observeLocked(false)
+		if st, ok, err := f.blob.FileStat(); ok && err == nil {
+			f.seen = timesOf(&st)
+		}
+	}
+	f.mtime, f.ctime = now, now
+	f.unsaved = false
+	return f.saveLocked()
 }
 
 // truncate sets the size, as truncate(2) and O_TRUNC do.
@@ -172,7 +351,7 @@ func (f *File) truncate(size uint64) syscall.Errno {
 	if err := f.blob.Truncate(int64(size)); err != nil {
 		return toErrno(f.fsys.log, "truncate", err)
 	}
-	return f.touchMtime()
+	return f.touchData()
 }
 
 // Lseek implements gofs.NodeLseeker for SEEK_DATA and SEEK_HOLE; the
@@ -209,7 +388,7 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	case 0:
 		err = f.blob.Allocate(int64(off), int64(size), keep)
 		if err == nil {
-			if errno := f.touchMtime(); errno != 0 {
+			if errno := f.touchData(); errno != 0 {
 				return errno
 			}
 		}
@@ -219,14 +398,14 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 		}
 		err = f.blob.PunchHole(int64(off), int64(size))
 		if err == nil {
-			if errno := f.touchMtime(); errno != 0 {
+			if errno := f.touchData(); errno != 0 {
 				return errno
 			}
 		}
 	case unix.FALLOC_FL_ZERO_RANGE:
 		err = f.blob.ZeroRange(int64(off), int64(size), keep)
 		if err == nil {
-			if errno := f.touchMtime(); errno != 0 {
+			if errno := f.touchData(); errno != 0 {
 				return errno
 			}
 		}
@@ -255,7 +434,7 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	}
 	n, err := dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
 	if n > 0 {
-		dst.touchMtime()
+		dst.touchData()
 		if f.touchAtime() {
 			// The kernel refreshes the destination's attributes after
 			// a copy but not the source's: tell it atime changed.

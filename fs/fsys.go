@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -31,6 +32,18 @@ type filesystem struct {
 
 	root    *Dir     // set by NewRoot; immutable
 	persist *persist // nil without a store; see persist.go
+	// spaceDir is where statfs takes its figures from when the store has
+	// no size limit of its own: the directory of its files. "" = report
+	// no limit.
+	spaceDir string
+	// passthrough is set once the kernel has accepted a store file as a
+	// backing file: opens then lend their store file (File.opened).
+	passthrough atomic.Bool
+	// lent holds the open requests being served with passthrough, by
+	// cancel channel: *lentFDs (wire.go).
+	lent sync.Map
+	// lendWarned is set once a failed lend was logged at WARN.
+	lendWarned atomic.Bool
 }
 
 // NewRoot builds the root directory of a new, empty filesystem.
@@ -42,7 +55,10 @@ func NewRoot(cfg Config) (*Dir, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	fsys := &filesystem{store: cfg.Store, log: log, maxInodes: cfg.MaxInodes}
+	fsys := &filesystem{store: cfg.Store, log: log, maxInodes: cfg.MaxInodes, spaceDir: cfg.SpaceDir}
+	if cfg.Meta != nil && fsys.spaceDir == "" {
+		fsys.spaceDir = cfg.Meta.BlobsPath()
+	}
 	fsys.nextIno.Store(1)
 	fsys.inodes.Store(1)
 	mode := cfg.RootMode & 07777
@@ -95,10 +111,10 @@ func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
 		}
 		out.Bfree = out.Blocks - used
 		out.Bavail = out.Bfree
-	} else if fsys.persist != nil {
+	} else if fsys.spaceDir != "" {
 		// No limit but the filesystem the store is on: its figures.
 		var hs unix.Statfs_t
-		if unix.Statfs(fsys.persist.meta.BlobsPath(), &hs) == nil {
+		if unix.Statfs(fsys.spaceDir, &hs) == nil {
 			conv := func(n uint64) uint64 { return n * uint64(hs.Bsize) / bsize }
 			out.Blocks = conv(hs.Blocks)
 			out.Bfree = conv(hs.Bfree)

@@ -50,6 +50,7 @@ func (k *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte)
 // Open implements fuse.RawFileSystem.
 func (k *wireFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	defer k.fsys.changing()()
+	defer k.fsys.serveOpen(cancel)()
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
 		k.kill(cancel, &in.InHeader)
 	}

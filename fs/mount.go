@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -9,6 +10,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"mmapfs/journal"
 	"mmapfs/mapstore"
@@ -32,12 +34,27 @@ type Config struct {
 	// filesystem starts empty and is forgotten at exit.
 	Meta  *journal.Meta
 	State *journal.State
+
+	// Passthrough asks for FUSE passthrough: an open regular file's
+	// reads, writes and mmaps go from the kernel straight to its store
+	// file. It needs Linux 6.9 or later, CAP_SYS_ADMIN, and a store with
+	// no size limit of its own (mapstore.Store.CanLend); without them
+	// files are served through the mappings (Mounted.PassthroughErr says
+	// why).
+	Passthrough bool
+	// SpaceDir is the directory whose filesystem's figures statfs reports
+	// when the store has no size limit; "" = the persistent store's
+	// directory, or none.
+	SpaceDir string
 }
 
 // Mounted is a live mount.
 type Mounted struct {
 	Server *fuse.Server
 	Root   *Dir
+	// PassthroughErr says why passthrough is off when Config.Passthrough
+	// asked for it; nil when it is on (or was not asked for).
+	PassthroughErr error
 
 	closeOnce sync.Once
 }
@@ -120,5 +137,42 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		server.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	return &Mounted{Server: server, Root: root}, nil
+	m := &Mounted{Server: server, Root: root}
+	if cfg.Passthrough {
+		m.PassthroughErr = root.fsys.probePassthrough(server)
+		root.fsys.passthrough.Store(m.PassthroughErr == nil)
+	}
+	return m, nil
+}
+
+// probePassthrough lends the store file of a new blob to the kernel as a
+// backing file, and says why that failed.
+func (fsys *filesystem) probePassthrough(server *fuse.Server) error {
+	if !fsys.store.CanLend() {
+		return errors.New("the store has a size limit of its own, which the kernel's writes would not keep")
+	}
+	if server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0 {
+		return errors.New("the kernel does not offer FUSE passthrough (it needs Linux 6.9 or later, built with CONFIG_FUSE_PASSTHROUGH)")
+	}
+	b, err := fsys.store.Create()
+	if err != nil {
+		return err
+	}
+	defer b.Free()
+	fd, err := b.Lend(true)
+	if err != nil {
+		return err
+	}
+	if fd < 0 {
+		return errors.New("no descriptor left for the store file")
+	}
+	defer unix.Close(fd)
+	id, errno := server.RegisterBackingFd(&fuse.BackingMap{Fd: int32(fd)})
+	if errno != 0 {
+		return fmt.Errorf("the kernel refused a store file as a backing file: %w (passthrough needs CAP_SYS_ADMIN)", errno)
+	}
+	if errno := server.UnregisterBackingFd(id); errno != 0 {
+		return fmt.Errorf("releasing a backing file: %w", errno)
+	}
+	return nil
 }

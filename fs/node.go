@@ -105,6 +105,9 @@ type sizer interface {
 }
 
 func (n *node) attr(out *fuse.Attr) {
+	if f, ok := n.Operations().(*File); ok {
+		f.observe(false)
+	}
 	var size, blocks uint64
 	if s, ok := n.Operations().(sizer); ok {
 		size, blocks = s.sizeBlocks()

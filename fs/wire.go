@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"context"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // wireFS sits between the kernel and go-fuse's node bridge for the few
@@ -62,12 +64,54 @@ func (w *wireFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newN
 
 func (w *wireFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
 	defer w.fsys.changing()()
+	defer w.fsys.serveOpen(cancel)()
 	return w.RawFileSystem.Create(cancel, in, name, out)
 }
 
 func (w *wireFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
 	defer w.fsys.changing()()
+	defer w.fsys.serveOpen(cancel)()
 	return w.RawFileSystem.Tmpfile(cancel, in, out)
+}
+
+// lentFDs are the store file descriptors an open request lent for
+// passthrough (File.opened).
+type lentFDs struct{ fds []int }
+
+// serveOpen is called as an open, create or tmpfile request starts; the
+// function it returns, as it ends. go-fuse hands the descriptors the
+// request lent to the kernel before it ends, and the kernel keeps a
+// reference of its own: so they are closed then, and the server holds no
+// descriptor per open file. The request's cancel channel names it (go-fuse
+// passes it to the node in the context).
+func (fsys *filesystem) serveOpen(cancel <-chan struct{}) func() {
+	if !fsys.passthrough.Load() {
+		return func() {}
+	}
+	l := &lentFDs{}
+	fsys.lent.Store(cancel, l)
+	return func() {
+		fsys.lent.Delete(cancel)
+		for _, fd := range l.fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// closeAfterOpen arranges for fd to be closed when the open request of ctx
+// ends, and reports whether it could.
+func (fsys *filesystem) closeAfterOpen(ctx context.Context, fd int) bool {
+	c, ok := ctx.(*fuse.Context)
+	if !ok {
+		return false
+	}
+	v, ok := fsys.lent.Load(c.Cancel)
+	if !ok {
+		return false
+	}
+	l := v.(*lentFDs)
+	l.fds = append(l.fds, fd)
+	return true
 }
 
 func (w *wireFS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {

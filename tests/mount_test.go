@@ -38,6 +38,11 @@ var tmpfsMode = os.Getenv("MMAPFS_TEST_TMPFS") == "1"
 // store is loaded again and its tree checked.
 var storeMode = os.Getenv("MMAPFS_TEST_STORE") == "1"
 
+// passthroughMode: every in-process mount asks for FUSE passthrough, and
+// fails if it does not get it. A mount with a size limit gets its store on
+// a private tmpfs of that size instead, as `mmapfs --passthrough` does.
+var passthroughMode = os.Getenv("MMAPFS_TEST_PASSTHROUGH") == "1"
+
 // defaultTestTimeout bounds every test that mounts: a hung mount fails the
 // test and is aborted instead of hanging the run.
 const defaultTestTimeout = 60 * time.Second
@@ -56,6 +61,9 @@ type mountConfig struct {
 	// compactBytes > 0: a persistent store, compacted past this many
 	// bytes of journal (storeMode sets it for every mount).
 	compactBytes int64
+	// passthrough: ask for FUSE passthrough, and fail without it
+	// (passthroughMode sets it for every mount).
+	passthrough bool
 }
 
 // mountOption changes how mountFS mounts.
@@ -86,6 +94,10 @@ func withStoreIn(parent string) mountOption { return func(c *mountConfig) { c.st
 func withPersistentStore(compactBytes int64) mountOption {
 	return func(c *mountConfig) { c.compactBytes = compactBytes }
 }
+
+// withPassthrough asks for FUSE passthrough (mmapfs only); the test fails
+// if the kernel refuses it.
+func withPassthrough() mountOption { return func(c *mountConfig) { c.passthrough = true } }
 
 // withTimeout replaces the default watchdog timeout of the test.
 func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.timeout = d } }
@@ -120,7 +132,7 @@ func mountFS(t testing.TB, opts ...mountOption) (string, *fs.Mounted, *mapstore.
 // mountTest is mountFS returning the whole testMount.
 func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	t.Helper()
-	cfg := mountConfig{timeout: defaultTestTimeout}
+	cfg := mountConfig{timeout: defaultTestTimeout, passthrough: passthroughMode}
 	if storeMode {
 		cfg.compactBytes = 256 << 10
 	}
@@ -187,9 +199,26 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		}
 		tm.storeDir = meta.BlobsPath()
 	}
+	storeLimit, spaceDir := cfg.size, ""
+	if cfg.passthrough && cfg.size > 0 {
+		if err := os.MkdirAll(tm.storeDir, 0o700); err != nil {
+			t.Fatalf("mkdir %s: %v", tm.storeDir, err)
+		}
+		opts := fmt.Sprintf("size=%d,mode=0700,nr_inodes=0", cfg.size)
+		if err := unix.Mount("mmapfs-test-store", tm.storeDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			t.Fatalf("mount the store's tmpfs: %v", err)
+		}
+		dir := tm.storeDir
+		t.Cleanup(func() {
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount the store's tmpfs %s: %v", dir, err)
+			}
+		})
+		storeLimit, spaceDir = 0, tm.storeDir
+	}
 	st, err := mapstore.Open(mapstore.Options{
 		Dir:        tm.storeDir,
-		SizeLimit:  cfg.size,
+		SizeLimit:  storeLimit,
 		WindowSize: cfg.windowSize,
 		MaxWindows: cfg.maxWindows,
 		MaxFDs:     cfg.maxFDs,
@@ -200,13 +229,15 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	}
 	tm.st = st
 	m, err := fs.Mount(mnt, fs.Config{
-		Store:      st,
-		MaxInodes:  cfg.inodes,
-		RootMode:   0o1777,
-		AllowOther: cfg.allowOther,
-		Logger:     logger,
-		Meta:       meta,
-		State:      state,
+		Store:       st,
+		MaxInodes:   cfg.inodes,
+		RootMode:    0o1777,
+		AllowOther:  cfg.allowOther,
+		Logger:      logger,
+		Meta:        meta,
+		State:       state,
+		Passthrough: cfg.passthrough,
+		SpaceDir:    spaceDir,
 	})
 	if err != nil {
 		st.Close()
@@ -216,6 +247,10 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		t.Fatalf("fs.Mount: %v", err)
 	}
 	tm.m = m
+	if cfg.passthrough && m.PassthroughErr != nil {
+		defer m.Unmount()
+		t.Fatalf("passthrough asked for and refused: %v", m.PassthroughErr)
+	}
 	var st0 unix.Stat_t
 	if err := unix.Stat(mnt, &st0); err == nil {
 		tm.dev = st0.Dev
