@@ -74,8 +74,12 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	var (
 		store    *mapstore.Store
 		storeDir string
+		spaceDir string
 		meta     *journal.Meta
 		state    *journal.State
+		// passthroughOff says why passthrough is off before the
+		// kernel is asked.
+		passthroughOff error
 	)
 	loadStart := time.Now()
 	if o.Store != "" {
@@ -85,14 +89,30 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		}
 		defer ps.Close()
 		store, storeDir, meta, state = ps.Store, o.Store, ps.Meta, st
+		if o.Passthrough == "auto" {
+			// Sizes grown by the kernel's writes reach the journal
+			// only when the server looks (stat, fsync, close): a
+			// crash of the server could cut such a file short.
+			passthroughOff = errors.New("with --store it is used only when asked for (--passthrough=on)")
+		}
 	} else {
 		memdir := o.MemDir
 		if memdir == "" {
 			memdir = defaultMemDir()
 		}
-		ms, err := openMemStore(memdir, o.Size, log)
+		ms, fsErr, err := openMemStore(memdir, o.Size, o.Passthrough != "off", log)
 		if err != nil {
 			return fail(err)
+		}
+		if fsErr != nil {
+			if o.Passthrough == "on" {
+				ms.Close()
+				return fail(fmt.Errorf("--passthrough=on: %v", fsErr))
+			}
+			passthroughOff = fsErr
+		}
+		if ms.OwnFS {
+			spaceDir = ms.Dir
 		}
 		abandoned := false
 		defer func() {
@@ -124,9 +144,26 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		FsName:     fsName,
 		MountFlags: o.MountFlags,
 		Logger:     log,
+
+		Passthrough: o.Passthrough != "off" && passthroughOff == nil,
+		SpaceDir:    spaceDir,
 	})
 	if err != nil {
 		return fail(mountError(o.Mountpoint, err))
+	}
+	switch {
+	case o.Passthrough == "off":
+	case passthroughOff == nil && m.PassthroughErr == nil:
+		log.Info("passthrough on: the kernel reads and writes open files' store files itself")
+	case o.Passthrough == "on":
+		m.Server.Unmount()
+		m.Server.Wait()
+		m.Close()
+		return fail(fmt.Errorf("--passthrough=on: %v", m.PassthroughErr))
+	case passthroughOff != nil:
+		log.Info("passthrough off: " + passthroughOff.Error())
+	default:
+		log.Info("passthrough off: " + m.PassthroughErr.Error())
 	}
 	started := time.Now()
 	if meta != nil {

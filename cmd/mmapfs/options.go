@@ -34,6 +34,9 @@ type mountOptions struct {
 	// that goes at exit.
 	Store     string
 	sizeGiven bool
+	// Passthrough is "auto", "on" or "off": whether the kernel reads and
+	// writes open files' store files itself (FUSE passthrough).
+	Passthrough string
 
 	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
 	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
@@ -68,6 +71,8 @@ func defaultOptions(env sysEnv) *mountOptions {
 		GID:       env.GID,
 		LogLevel:  zapcore.InfoLevel,
 		LogFormat: "console",
+		// Passthrough: on where the kernel allows it.
+		Passthrough: "auto",
 	}
 	o.Size, _ = percentOfRAM(50, env)
 	o.SizeSpec = "50%"
@@ -164,6 +169,14 @@ var optDefs = []optDef{
 		abs, err := filepath.Abs(v)
 		o.Store = abs
 		return err
+	}},
+	{flag: "passthrough", keys: []string{"passthrough"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		switch v {
+		case "auto", "on", "off":
+			o.Passthrough = v
+			return nil
+		}
+		return errors.New("want auto, on or off")
 	}},
 	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {
@@ -409,6 +422,9 @@ func parseMountArgs(args []string, env sysEnv) (*mountOptions, error) {
 			// The data is on the store's filesystem, not in memory:
 			// that filesystem is the limit.
 			o.Size, o.SizeSpec = 0, "0"
+		}
+		if o.Passthrough == "on" && o.Size > 0 {
+			return nil, usagef("--passthrough=on and size= exclude each other with --store: the kernel's writes to the store would not keep the limit (leave size= out: the store's filesystem is the limit)")
 		}
 	}
 	switch len(pos) {

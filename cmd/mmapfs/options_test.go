@@ -126,6 +126,8 @@ func TestDefaults(t *testing.T) {
 		GID:        1000,
 		LogLevel:   zapcore.InfoLevel,
 		LogFormat:  "console",
+
+		Passthrough: "auto",
 	}
 	if *o != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, want)

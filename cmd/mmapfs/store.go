@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,10 +40,18 @@ func isDir(p string) bool {
 // lock is taken before the directory gets its mmapfs- name (it is created
 // as .mmapfs-new-*, locked, then renamed), so a starting server's store is
 // never mistaken for an abandoned one.
+//
+// With passthrough the kernel writes store files itself, past any limit
+// the store keeps. So for a size limit and passthrough the private
+// directory gets a tmpfs of its own, of that size, which keeps the limit
+// for both; the store then has none of its own. (Mounting it needs
+// CAP_SYS_ADMIN, which passthrough needs too.)
 type memStore struct {
 	Dir   string // the private directory, mmapfs-XXXX
 	Store *mapstore.Store
+	OwnFS bool     // Dir is a tmpfs of its own, of the size limit
 	lock  *os.File // the directory, flocked
+	lock2 *os.File // with OwnFS: the tmpfs's root, flocked too
 	log   *zap.Logger
 }
 
@@ -52,39 +61,65 @@ const (
 )
 
 // openMemStore creates the private directory under memdir and opens the
-// store in it. On error nothing is left behind.
-func openMemStore(memdir string, size int64, log *zap.Logger) (*memStore, error) {
+// store in it. On error nothing is left behind. With ownFS and a size, it
+// mounts a tmpfs of that size on the private directory; if that fails,
+// the store keeps the limit itself and fsErr says why.
+func openMemStore(memdir string, size int64, ownFS bool, log *zap.Logger) (ms *memStore, fsErr error, err error) {
 	fi, err := os.Stat(memdir)
 	if err != nil {
-		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+		return nil, nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
+		return nil, nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
 	}
 	removeAbandonedStores(memdir, log)
 	checkMemDir(memdir, size, log)
 	tmp, err := os.MkdirTemp(memdir, newStorePrefix) // mode 0700
 	if err != nil {
-		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+		return nil, nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
 	}
 	lock, err := lockDir(tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("memory store %s: %s", tmp, errnoText(err))
+		return nil, nil, fmt.Errorf("memory store %s: %s", tmp, errnoText(err))
 	}
 	dir := filepath.Join(memdir, storePrefix+strings.TrimPrefix(filepath.Base(tmp), newStorePrefix))
 	if err := os.Rename(tmp, dir); err != nil {
 		lock.Close()
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("memory store %s: %s", dir, errnoText(err))
+		return nil, nil, fmt.Errorf("memory store %s: %s", dir, errnoText(err))
 	}
-	st, err := mapstore.Open(mapstore.Options{Dir: dir, SizeLimit: size, Logger: log.Named("store")})
+	ms = &memStore{Dir: dir, lock: lock, log: log}
+	limit := size
+	if ownFS && size > 0 {
+		if fsErr = ms.mountOwnFS(size); fsErr == nil {
+			limit = 0
+		}
+	}
+	st, err := mapstore.Open(mapstore.Options{Dir: dir, SizeLimit: limit, Logger: log.Named("store")})
 	if err != nil {
-		os.RemoveAll(dir)
-		lock.Close()
-		return nil, fmt.Errorf("memory store %s: %v", dir, err)
+		ms.Remove()
+		return nil, nil, fmt.Errorf("memory store %s: %v", dir, err)
 	}
-	return &memStore{Dir: dir, Store: st, lock: lock, log: log}, nil
+	ms.Store = st
+	return ms, fsErr, nil
+}
+
+// mountOwnFS mounts a tmpfs of size bytes on the private directory, and
+// locks its root as well: removeAbandonedStores locks what the path
+// names, which is now the tmpfs.
+func (m *memStore) mountOwnFS(size int64) error {
+	opts := fmt.Sprintf("size=%d,nr_inodes=0,mode=0700,uid=%d,gid=%d", size, os.Geteuid(), os.Getegid())
+	if err := unix.Mount("mmapfs-store", m.Dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mounting a tmpfs of size=%s for the store: %s", formatBytes(size), errnoText(err))
+	}
+	lock2, err := lockDir(m.Dir)
+	if err != nil {
+		unix.Unmount(m.Dir, unix.MNT_DETACH)
+		return fmt.Errorf("locking the store's tmpfs: %s", errnoText(err))
+	}
+	m.OwnFS, m.lock2 = true, lock2
+	return nil
 }
 
 // lockDir opens dir and takes an exclusive flock on it without waiting.
@@ -121,6 +156,11 @@ func removeAbandonedStores(memdir string, log *zap.Logger) {
 		if err != nil {
 			continue // in use, or not ours to judge
 		}
+		// A store with a tmpfs of its own (passthrough and size=):
+		// the tmpfs goes first. EINVAL: not a mount point.
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			log.Debug("unmounting the tmpfs of an abandoned memory store", zap.String("dir", dir), zap.Error(err))
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			log.Warn("cannot remove the memory store of a server that is gone", zap.String("dir", dir), zap.Error(err))
 		} else {
@@ -146,6 +186,16 @@ func (m *memStore) Close() {
 func (m *memStore) Remove() {
 	if m.Dir == "" {
 		return
+	}
+	if m.OwnFS {
+		if m.lock2 != nil {
+			m.lock2.Close()
+			m.lock2 = nil
+		}
+		if err := unix.Unmount(m.Dir, unix.MNT_DETACH); err != nil {
+			m.log.Error("unmounting the memory store's tmpfs", zap.String("dir", m.Dir), zap.Error(err))
+		}
+		m.OwnFS = false
 	}
 	if err := os.RemoveAll(m.Dir); err != nil {
 		m.log.Error("removing the memory store", zap.String("dir", m.Dir), zap.Error(err))

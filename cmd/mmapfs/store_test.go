@@ -48,7 +48,7 @@ func TestRemoveAbandonedStores(t *testing.T) {
 
 func TestOpenMemStore(t *testing.T) {
 	memdir := t.TempDir()
-	ms, err := openMemStore(memdir, 1<<20, zap.NewNop())
+	ms, _, err := openMemStore(memdir, 1<<20, false, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,20 @@ OPTIONS
         files can hold only what it has. Default: /dev/shm, else
         $XDG_RUNTIME_DIR, else $TMPDIR or /tmp.
 
+    --passthrough MODE, -o passthrough=MODE
+        auto, on or off. With passthrough the kernel reads, writes and
+        maps an open file's store file itself (FUSE passthrough): file
+        I/O runs at the speed of the tmpfs under the store, and a program
+        storing into a full store through a mapping gets SIGBUS, as on a
+        tmpfs. It needs Linux 6.9 or later and CAP_SYS_ADMIN; with a
+        size limit, the memory store gets a tmpfs of its own of that
+        size (mounted on its private directory), which keeps the limit.
+        auto uses it where it works and says once at start when it does
+        not; with --store, auto means off, because sizes grown by the
+        kernel's writes reach the journal only at stat, fsync and close
+        (a crash of the server could cut such a file short). on refuses
+        to mount without it. Default: auto.
+
     --fsname NAME, -o fsname=NAME
         The source shown in /proc/mounts and by df(1). Default: SOURCE if
         given, else mmapfs.

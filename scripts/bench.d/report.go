@@ -53,6 +53,7 @@ var systems = []system{
 	{"loopback", "loopback"},
 	{"loopback-pt", "loopback+pt"},
 	{"mmapfs", "mmapfs"},
+	{"mmapfs-mapped", "mmapfs pt=off"},
 	{"mmapfs-store", "mmapfs --store"},
 }
 

@@ -12,6 +12,7 @@ var chartSystems = []struct{ Key, Color string }{
 	{"loopback", "#9a9a9a"},
 	{"loopback-pt", "#4f81bd"},
 	{"mmapfs", "#e3732c"},
+	{"mmapfs-mapped", "#f2b134"},
 	{"mmapfs-store", "#8e44ad"},
 }
 
