@@ -361,10 +361,15 @@ func crpDigest(store string) string {
 		}
 		var st unix.Stat_t
 		_ = unix.Lstat(p, &st)
-		fmt.Fprintf(h, "%s %o %d %d\n", p, st.Mode, st.Size, st.Blocks)
 		// The lock's content is the pid of the last process that took
-		// it, and any opening for writing rewrites it: not compared.
-		if !d.IsDir() && !strings.Contains(p, "/"+journal.BlobsDir+"/") && filepath.Base(p) != journal.LockName {
+		// it, and any opening for writing rewrites it: neither it nor
+		// its size (the pid's digits) is compared.
+		if filepath.Base(p) == journal.LockName {
+			fmt.Fprintf(h, "%s %o\n", p, st.Mode)
+			return nil
+		}
+		fmt.Fprintf(h, "%s %o %d %d\n", p, st.Mode, st.Size, st.Blocks)
+		if !d.IsDir() && !strings.Contains(p, "/"+journal.BlobsDir+"/") {
 			b, _ := os.ReadFile(p)
 			h.Write(b)
 		}
