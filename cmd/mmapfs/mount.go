@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,15 @@ func cmdMount(args []string, stdout, stderr io.Writer) int {
 func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	log := newLogger(stderr, o.LogLevel, o.LogFormat)
 	defer func() { _ = log.Sync() }()
+	if p := os.Getenv("MMAPFS_CPUPROFILE"); p != "" {
+		// For development: a CPU profile of the server, from start to
+		// exit, for go tool pprof.
+		if stop, err := startCPUProfile(p); err != nil {
+			log.Warn("MMAPFS_CPUPROFILE: "+err.Error(), zap.String("file", p))
+		} else {
+			defer stop()
+		}
+	}
 	// go-fuse logs with the standard logger: its messages (and with
 	// --debug every request) become lines of this log.
 	defer zap.RedirectStdLog(log.Named("fuse"))()
@@ -332,4 +342,21 @@ func mountError(mnt string, err error) error {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// startCPUProfile starts a CPU profile written to path; the function it
+// returns stops it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
