@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,8 +264,33 @@ func binMemDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		// A server killed by the test leaves the tmpfs of its store
+		// (passthrough with size=); the next server would remove it.
+		for _, m := range binMountsUnder(dir) {
+			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", m, err)
+			}
+		}
+		os.RemoveAll(dir)
+	})
 	return dir
+}
+
+// binMountsUnder returns the mount points below dir, deepest first.
+func binMountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	var ms []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			ms = append(ms, f[1])
+		}
+	}
+	slices.Reverse(ms)
+	return ms
 }
 
 // binMountInfo is a line of /proc/self/mountinfo.

@@ -443,12 +443,12 @@ func TestFaultLowNofile(t *testing.T) {
 		want := content(i)
 		got := make([]byte, len(want)+1)
 		if n, err := fltPread(t, filepath.Join(dir, fmt.Sprintf("f%04d", i)), got, 0); err != nil || !bytes.Equal(got[:n], want) {
-			t.Fatalf("read back file %d: %d bytes, %v", i, n, errString(err))
+			t.Fatalf("read back file %d: %d bytes, %v; server output:\n%s", i, n, errString(err), p.output)
 		}
 	}
 	for k, fd := range held {
 		if _, err := unix.Pwrite(fd, []byte("held"), 0); err != nil {
-			t.Errorf("write to held file %d: %v", k, err)
+			t.Errorf("write to held file %d: %v; server output:\n%s", k, err, p.output)
 		}
 		closeFd(fd)
 	}

@@ -29,8 +29,7 @@ func TestPassthroughAttributes(t *testing.T) {
 	t.Parallel()
 	mnt, _, _ := mountFS(t, withPassthrough())
 	p := filepath.Join(mnt, "f")
-	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644)
-	defer closeFd(fd)
+	fd := openFd(t, p, unix.O_CREAT|unix.O_RDWR, 0o644) // closed below
 	st0 := fstat(t, fd)
 	time.Sleep(10 * time.Millisecond)
 
