@@ -71,7 +71,7 @@ func pstMount(t *testing.T, store, mnt string, useO bool, extra ...string) *binP
 // to exit 0.
 func pstUnmount(t *testing.T, p *binProc, mnt string) {
 	t.Helper()
-	if err := binRun(t, "fusermount3", "-u", mnt); err != nil {
+	if err := binUnmount(t, mnt); err != nil {
 		t.Fatalf("clean unmount: %v; server output:\n%s", err, p.output)
 	}
 	if code := p.binWait(); code != 0 {
