@@ -110,7 +110,7 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	case len(p) == 0:
 		return 0, nil
 	case b.loan != nil:
-		return b.loanReadLocked(p, off)
+		return b.loanIOLocked(p, off, false)
 	case off >= b.size:
 		return 0, io.EOF
 	}
@@ -210,7 +210,7 @@ func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 	var n int
 	var err error
 	if b.loan != nil {
-		n, err = b.loanWriteLocked(p, off)
+		n, err = b.loanIOLocked(p, off, true)
 	} else {
 		n, err = b.writeLocked(p, off)
 	}

@@ -313,51 +313,33 @@ func (b *Blob) loanErr(op string, err error) error {
 	return fmt.Errorf("mapstore: %s %s: %w", op, b.name, err)
 }
 
-// loanReadLocked is ReadAt of a lent blob.
+// loanIOLocked is ReadAt (pread) or, with write, WriteAt (pwrite) of a
+// lent blob, once the arguments are checked and a write is cut at the
+// maximum file size. A read stops at the end of the file with io.EOF.
 //
-// Preconditions: b.mu is held; b is lent; off ≥ 0.
-func (b *Blob) loanReadLocked(p []byte, off int64) (int, error) {
+// Preconditions: b.mu is held (for writing if write); b is lent; off ≥ 0.
+func (b *Blob) loanIOLocked(p []byte, off int64, write bool) (int, error) {
 	fd, err := b.s.acquireFD(b, false)
 	if err != nil {
 		return 0, err
 	}
 	defer b.s.releaseFD(b)
+	op, call := "pread", b.s.sys.Pread
+	if write {
+		op, call = "pwrite", b.s.sys.Pwrite
+	}
 	done := 0
 	for done < len(p) {
-		n, err := b.s.sys.Pread(fd, p[done:], off+int64(done))
+		n, err := call(fd, p[done:], off+int64(done))
 		switch {
 		case isEINTR(err):
 			continue
 		case err != nil:
-			return done, b.loanErr("pread", err)
+			return done, b.loanErr(op, err)
+		case n == 0 && write:
+			return done, b.loanErr(op, io.ErrShortWrite)
 		case n == 0:
 			return done, io.EOF
-		}
-		done += n
-	}
-	return done, nil
-}
-
-// loanWriteLocked is WriteAt of a lent blob, once its arguments are checked
-// and p is cut at the maximum file size.
-//
-// Preconditions: b.mu is held; b is lent; off ≥ 0.
-func (b *Blob) loanWriteLocked(p []byte, off int64) (int, error) {
-	fd, err := b.s.acquireFD(b, false)
-	if err != nil {
-		return 0, err
-	}
-	defer b.s.releaseFD(b)
-	done := 0
-	for done < len(p) {
-		n, err := b.s.sys.Pwrite(fd, p[done:], off+int64(done))
-		switch {
-		case isEINTR(err):
-			continue
-		case err != nil:
-			return done, b.loanErr("pwrite", err)
-		case n == 0:
-			return done, b.loanErr("pwrite", io.ErrShortWrite)
 		}
 		done += n
 	}
@@ -483,7 +465,7 @@ func (b *Blob) copyLoanLocked(src *Blob, srcOff, dstOff, n int64) (int64, error)
 		var r int
 		var err error
 		if src.loan != nil {
-			r, err = src.loanReadLocked(p, srcOff+done)
+			r, err = src.loanIOLocked(p, srcOff+done, false)
 		} else {
 			r, err = src.readLocked(p, srcOff+done)
 		}
@@ -495,7 +477,7 @@ func (b *Blob) copyLoanLocked(src *Blob, srcOff, dstOff, n int64) (int64, error)
 		}
 		var w int
 		if b.loan != nil {
-			w, err = b.loanWriteLocked(p[:r], dstOff+done)
+			w, err = b.loanIOLocked(p[:r], dstOff+done, true)
 		} else {
 			w, err = b.writeLocked(p[:r], dstOff+done)
 		}
