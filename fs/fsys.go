@@ -36,8 +36,9 @@ type filesystem struct {
 	// no size limit of its own: the directory of its files. "" = report
 	// no limit.
 	spaceDir string
-	// passthrough is set once the kernel has accepted a store file as a
-	// backing file: opens then lend their store file (File.opened).
+	// passthrough: opens lend their store file (File.opened). It is set
+	// when the mount asks for passthrough, and cleared if the kernel
+	// then refuses a store file as a backing file (Mount).
 	passthrough atomic.Bool
 	// lent holds the open requests being served with passthrough, by
 	// cancel channel: *lentFDs (wire.go).

@@ -127,6 +127,15 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// nosuid,nodev".
 	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
 	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
+	// The server answers requests from the moment the kernel mounts it,
+	// before the probe below. Opens in between lend their store file as
+	// if passthrough works: go-fuse passes them through if the kernel
+	// takes the file, and stops trying if it does not. Were they served
+	// without, a later passthrough open of a file still open that way
+	// would fail with EIO; and they cannot wait for the probe, which
+	// comes after go-fuse's own first open of the mount (an early create
+	// holds the root directory's lock that open needs).
+	root.fsys.passthrough.Store(cfg.Passthrough && cfg.Store.CanLend())
 	raw := &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {

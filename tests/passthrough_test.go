@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,5 +297,55 @@ func binWaitOutput(t *testing.T, p *binProc, s string) {
 			t.Fatalf("the server did not write %q in %v:\n%s", s, binExitTimeout, p.output)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPassthroughEarlyOpen: files opened the moment the mount appears,
+// while the server is still finding out whether the kernel takes its store
+// files as backing files, are served as every later open of them is. (An
+// early open served without passthrough, then a passthrough open of the
+// same file while it is still open, fails with EIO in the kernel.)
+func TestPassthroughEarlyOpen(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	for round := 0; round < 5; round++ {
+		mnt := binMountpoint(t)
+		memdir := binMemDir(t)
+		p := binStart(t, nil, "mount", "--memdir", memdir, mnt)
+		deadline := time.Now().Add(binMountTimeout)
+		for {
+			var sfs unix.Statfs_t
+			if err := unix.Statfs(mnt, &sfs); err == nil && sfs.Type == unix.FUSE_SUPER_MAGIC {
+				break
+			}
+			if !p.binRunning() || time.Now().After(deadline) {
+				t.Fatalf("round %d: not mounted; output:\n%s", round, p.output)
+			}
+			runtime.Gosched()
+		}
+		path := filepath.Join(mnt, "f")
+		first := openFd(t, path, unix.O_CREAT|unix.O_RDWR, 0o644) // closed below
+		pwriteAll(t, first, []byte("early"), 0)
+		for i := 0; i < 3; i++ {
+			fd, err := unix.Open(path, unix.O_RDONLY, 0)
+			if err != nil {
+				closeFd(first)
+				t.Fatalf("round %d: open %d while the first is open: %v; output:\n%s", round, i, err, p.output)
+			}
+			buf := make([]byte, 16)
+			n, err := unix.Pread(fd, buf, 0)
+			closeFd(fd)
+			if err != nil || string(buf[:n]) != "early" {
+				t.Errorf("round %d: read %q, %v", round, buf[:n], err)
+			}
+		}
+		closeFd(first)
+		if !strings.Contains(p.output.String(), "passthrough on") {
+			binWaitOutput(t, p, "passthrough on")
+		}
+		noErr(t, binUnmount(t, mnt), "unmount")
+		if code := p.binWait(); code != 0 {
+			t.Fatalf("exit status %d; output:\n%s", code, p.output)
+		}
 	}
 }
