@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
 	"syscall"
 	"time"
 
@@ -260,13 +261,49 @@ func (f *File) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 
 // Read implements gofs.NodeReader. The data is copied into dest, so the
 // reply holds no reference to a mapping once Read returns.
+//
+// The reply is written from the store's mappings themselves (a
+// mapstore.View, released when go-fuse has written it), not copied into
+// dest first.
 func (f *File) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := f.blob.ReadAt(dest, off)
+	v, err := f.blob.ReadView(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, toErrno(f.fsys.log, "read", err)
 	}
 	f.touchAtime()
-	return fuse.ReadResultData(dest[:n]), 0
+	r := viewResults.Get().(*viewResult)
+	r.v = v
+	return r, 0
+}
+
+// viewResult is a fuse.ReadResult made of a mapstore.View. go-fuse takes
+// its Slices and writes them to the kernel with writev, then calls Done.
+type viewResult struct{ v *mapstore.View }
+
+var viewResults = sync.Pool{New: func() any { return new(viewResult) }}
+
+func (r *viewResult) Size() int { return r.v.Len() }
+
+// Slices makes go-fuse write the view's slices as they are (its
+// unexported withSlice interface).
+func (r *viewResult) Slices() ([][]byte, fuse.Status) { return r.v.Slices(), fuse.OK }
+
+// Bytes copies the view into buf, for go-fuse's other ways of replying.
+func (r *viewResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if len(buf) < r.v.Len() {
+		buf = make([]byte, r.v.Len())
+	}
+	n, err := r.v.CopyTo(buf)
+	if err != nil {
+		return nil, fuse.EIO
+	}
+	return buf[:n], fuse.OK
+}
+
+func (r *viewResult) Done() {
+	r.v.Release()
+	r.v = nil
+	viewResults.Put(r)
 }
 
 // touchAtime updates atime as a relatime mount does: when it is older

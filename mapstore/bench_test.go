@@ -44,6 +44,27 @@ func benchRead(b *testing.B, n int, span int64) {
 	}
 }
 
+// benchView reads as benchRead does, with ReadView: the view is released
+// without its bytes being touched, as a reply written by the kernel would.
+func benchView(b *testing.B, n int, span int64) {
+	blob := benchBlob(b, span)
+	p := make([]byte, n)
+	slots := span / int64(n)
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		v, err := blob.ReadView(p, int64(i)%slots*int64(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		v.Release()
+	}
+}
+
+func BenchmarkReadView4K(b *testing.B) { benchView(b, 4<<10, 16<<20) }
+func BenchmarkReadView1M(b *testing.B) { benchView(b, 1<<20, 64<<20) }
+
 func BenchmarkWriteAt4K(b *testing.B) { benchWrite(b, 4<<10, 16<<20) }
 func BenchmarkReadAt4K(b *testing.B)  { benchRead(b, 4<<10, 16<<20) }
 func BenchmarkWriteAt1M(b *testing.B) { benchWrite(b, 1<<20, 64<<20) }

@@ -169,7 +169,7 @@ func (b *Blob) copyOutLocked(p []byte, off int64) error {
 		}
 		wo := pos - idx<<s.winShift
 		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
-		populate(w.mem, wo, c, false)
+		populate(w, wo, c, false)
 		err = b.copyGuarded(p[done:done+c], w.mem[wo:wo+int64(c)], pos)
 		s.unpinWindow(w)
 		if err != nil {
@@ -274,7 +274,7 @@ func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 		}
 		wo := pos - idx<<s.winShift
 		c := int(min(int64(len(w.mem))-wo, int64(len(p)-done)))
-		populate(w.mem, wo, c, true)
+		populate(w, wo, c, true)
 		err = b.copyGuarded(w.mem[wo:wo+int64(c)], p[done:done+c], pos)
 		s.unpinWindow(w)
 		if err != nil {
@@ -440,6 +440,7 @@ func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
 		if err := s.sys.Fallocate(fd, fallocPunch, off, end-off); err != nil {
 			return ps, fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, off, end, err)
 		}
+		s.unfillLocked(b, off, end)
 	}
 	if pe <= lastPage || b.fileSize <= maxMappable {
 		return pe, nil

@@ -82,6 +82,19 @@ func mustWrite(t testing.TB, b *Blob, p []byte, off int64) {
 	}
 }
 
+// readView reads n bytes at off with ReadView, into a buffer of its own
+// filled with junk, and returns the view's length, its bytes joined and
+// the error.
+func readView(b *Blob, n int, off int64) (int, []byte, error) {
+	buf := bytes.Repeat([]byte{0xdd}, n)
+	v, err := b.ReadView(buf, off)
+	if v == nil {
+		return 0, nil, err
+	}
+	defer v.Release()
+	return v.Len(), bytes.Join(v.Slices(), nil), err
+}
+
 // contents returns all of b, read with ReadAt.
 func contents(t testing.TB, b *Blob) []byte {
 	t.Helper()

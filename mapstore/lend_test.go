@@ -53,6 +53,9 @@ func checkBlob(b *Blob, m lendModel) error {
 		}
 		return fmt.Errorf("bytes differ at %d", at)
 	}
+	if vn, vb, verr := readView(b, len(m)+10, 0); vn != n || verr != err || !bytes.Equal(vb, m) {
+		return fmt.Errorf("ReadView = %d, %v; ReadAt %d, %v (or bytes differ)", vn, verr, n, err)
+	}
 	return nil
 }
 

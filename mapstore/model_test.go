@@ -552,6 +552,10 @@ func stepModel(s *Store, m *mstore, blobs []*Blob, o op) error {
 		if n != len(want) || err != werr || !bytes.Equal(p[:n], want) {
 			return fmt.Errorf("ReadAt = %d, %v; model %d, %v (or bytes differ)", n, err, len(want), werr)
 		}
+		vn, vb, verr := readView(b, int(max(0, o.n)), o.off)
+		if vn != len(want) || verr != werr || !bytes.Equal(vb, want) {
+			return fmt.Errorf("ReadView = %d, %v; model %d, %v (or bytes differ)", vn, verr, len(want), werr)
+		}
 	case opTruncate:
 		if err, werr := b.Truncate(o.off), m.truncate(mb, o.off); !sameErr(err, werr) {
 			return fmt.Errorf("Truncate = %v; model %v", err, werr)

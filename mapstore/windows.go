@@ -2,6 +2,7 @@ package mapstore
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -20,6 +21,11 @@ type window struct {
 	mem        []byte // the mapping
 	refs       int    // pins by running copies
 	prev, next *window
+	// filled marks the chunks of mem (1/32 of the window each, at least
+	// a page) that populate has mapped into the page tables: bit i for
+	// reading, bit 32+i for writing. Read and set without Store.mu by
+	// whoever pinned the window (populate).
+	filled atomic.Uint64
 }
 
 // windowLen returns the length of window idx: WindowSize, except for a last
@@ -49,6 +55,29 @@ func (s *Store) pinWindow(b *Blob, idx int64) (*window, error) {
 	w.refs++
 	s.wins.pushFront(w)
 	return w, nil
+}
+
+// unfillLocked forgets that the pages of [off, end) of b's windows are
+// populated: a punch removed them from the page tables.
+//
+// Preconditions: b.mu is held for writing.
+func (s *Store) unfillLocked(b *Blob, off, end int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first, last := off>>s.winShift, (end-1)>>s.winShift
+	if last-first >= int64(len(b.wins)) {
+		for idx, w := range b.wins {
+			if idx >= first && idx <= last {
+				w.filled.Store(0)
+			}
+		}
+		return
+	}
+	for idx := first; idx <= last; idx++ {
+		if w := b.wins[idx]; w != nil {
+			w.filled.Store(0)
+		}
+	}
 }
 
 // unpinWindow releases a window pinned by pinWindow.

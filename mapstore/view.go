@@ -1,0 +1,175 @@
+package mapstore
+
+import (
+	"io"
+	"sync"
+)
+
+// A View is a read of a blob handed out without copying: slices of the
+// blob's mappings for its data pages, and of a shared buffer of zeros for
+// the rest. Until Release, the blob is held for reading (so it cannot
+// change, be truncated or be lent) and the windows the slices lie in are
+// pinned (so the store's LRU cannot unmap them): the slices stay valid
+// while a reply made of them is still being written to the kernel
+// (DESIGN.md hazard 2).
+//
+// The slices may only be read, and only by system calls (writev to the
+// FUSE device): a page the kernel cannot back then fails that call with
+// EFAULT, where a copy by Go code would take a SIGBUS.
+type View struct {
+	b      *Blob
+	slices [][]byte
+	wins   []*window
+	n      int
+}
+
+// zeros backs the slices of holes: never written.
+var zeros = make([]byte, 1<<20)
+
+var viewPool = sync.Pool{New: func() any { return new(View) }}
+
+// ReadView reads len(buf) bytes at off as ReadAt does, with the same
+// results, but hands out the mapped bytes themselves where it can. buf
+// holds what must be copied after all: a lent blob's bytes, and those past
+// the mappable range. The caller reads v.Slices() and then calls
+// v.Release() exactly once. On error there is no view.
+func (b *Blob) ReadView(buf []byte, off int64) (v *View, err error) {
+	b.mu.RLock()
+	switch {
+	case b.dead:
+		err = errClosed
+	case off < 0:
+		err = errInvalid
+	case len(buf) == 0:
+	case b.loan != nil:
+		var n int
+		n, err = b.loanIOLocked(buf, off, false)
+		if err == nil || err == io.EOF {
+			v = b.newView()
+			v.add(buf[:n])
+			if n < len(buf) {
+				err = io.EOF
+			}
+			return v, err
+		}
+	case off >= b.size:
+	default:
+		v = b.newView()
+		want := len(buf)
+		if int64(want) > b.size-off {
+			buf = buf[:b.size-off]
+		}
+		if err = v.fillLocked(buf, off); err != nil {
+			v.Release()
+			return nil, err
+		}
+		if len(buf) < want {
+			err = io.EOF
+		}
+		return v, err
+	}
+	if err != nil {
+		b.mu.RUnlock()
+		return nil, err
+	}
+	// Nothing to read: an empty view, at EOF unless buf was empty.
+	v = b.newView()
+	if len(buf) > 0 {
+		err = io.EOF
+	}
+	return v, err
+}
+
+func (b *Blob) newView() *View {
+	v := viewPool.Get().(*View)
+	v.b = b
+	return v
+}
+
+func (v *View) add(p []byte) {
+	if len(p) > 0 {
+		v.slices = append(v.slices, p)
+		v.n += len(p)
+	}
+}
+
+// fillLocked adds the blob's bytes at off, len(buf) of them, all below
+// the blob's size.
+//
+// Preconditions: v.b.mu is held for reading.
+func (v *View) fillLocked(buf []byte, off int64) error {
+	b := v.b
+	s := b.s
+	end := off + int64(len(buf))
+	for pos := off; pos < end; {
+		pg := pos >> pageShift
+		if !b.data.contains(pg) {
+			next := end
+			if d, ok := b.data.nextIn(pg); ok {
+				next = min(end, d<<pageShift)
+			}
+			for pos < next {
+				c := min(next-pos, int64(len(zeros)))
+				v.add(zeros[:c])
+				pos += c
+			}
+			continue
+		}
+		next := min(end, pageOff(b.data.nextOut(pg)))
+		for pos < next {
+			if pos >= s.mapLimit {
+				p := buf[pos-off : next-off]
+				if _, err := b.tailIOLocked(p, pos, false); err != nil {
+					return err
+				}
+				v.add(p)
+				pos = next
+				break
+			}
+			idx := pos >> s.winShift
+			w, err := s.pinWindow(b, idx)
+			if err != nil {
+				return err
+			}
+			v.wins = append(v.wins, w)
+			wo := pos - idx<<s.winShift
+			c := min(int64(len(w.mem))-wo, next-pos)
+			populate(w, wo, int(c), false)
+			v.add(w.mem[wo : wo+c])
+			pos += c
+		}
+	}
+	return nil
+}
+
+// Slices returns the view's bytes, in order.
+func (v *View) Slices() [][]byte { return v.slices }
+
+// CopyTo copies the view's bytes into p, which must hold Len of them,
+// guarded against memory faults as every copy out of a mapping is.
+func (v *View) CopyTo(p []byte) (int, error) {
+	n := 0
+	for _, s := range v.slices {
+		if err := v.b.copyGuarded(p[n:n+len(s)], s, -1); err != nil {
+			return n, err
+		}
+		n += len(s)
+	}
+	return n, nil
+}
+
+// Len returns the number of bytes in the view.
+func (v *View) Len() int { return v.n }
+
+// Release unpins the view's windows and lets the blob change again. The
+// view and its slices must not be used after.
+func (v *View) Release() {
+	for _, w := range v.wins {
+		v.b.s.unpinWindow(w)
+	}
+	v.b.mu.RUnlock()
+	clear(v.slices)
+	clear(v.wins)
+	*v = View{slices: v.slices[:0], wins: v.wins[:0]}
+	viewPool.Put(v)
+}
