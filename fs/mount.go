@@ -107,6 +107,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 			FsName:     name,
 			Name:       "mmapfs",
 			Debug:      cfg.Debug,
+			Logger:     fuseLogger(root.fsys.log, cfg.Debug),
 			// Without lock support in the server the kernel keeps
 			// flock and POSIX locks itself, which is exactly right for
 			// one host, and costs no round trip.

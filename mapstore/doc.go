@@ -5,7 +5,8 @@
 // a symlink. A Blob is the data of one file: its bytes live at the same
 // offsets in its store file, which is mapped MAP_SHARED in fixed-size,
 // aligned windows. Windows are mapped on demand, reference-counted while a
-// copy is in progress, and unmapped by a bounded LRU; a window is never
+// copy is in progress or a View of them is out, and unmapped by a bounded
+// LRU; a window is never
 // moved or resized while mapped, so no slice of a mapping can dangle
 // (DESIGN.md hazard 3).
 //
@@ -21,6 +22,9 @@
 // its pages out instead. Every touch of a mapping runs with
 // debug.SetPanicOnFault so that a fault (a store file truncated behind the
 // server's back, say) becomes ErrFault instead of killing the process.
+// ReadView hands out the mapped bytes themselves, for a reply the kernel
+// copies with writev: a fault there fails that system call (EFAULT), and
+// never reaches Go code.
 //
 // A blob may be as large as math.MaxInt64 bytes, as a tmpfs file may. Its
 // last page, [math.MaxInt64 &^ 4095, math.MaxInt64), cannot be mapped (the
