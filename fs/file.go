@@ -127,10 +127,6 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 		}
 	}
 	f.opens++
-	// Data changes only through the kernel, which keeps its page cache
-	// right itself (it drops the pages a punch or copy_file_range
-	// replaces), so the cache may outlive an open. (go-fuse drops the
-	// flag for passthrough: the kernel then has no cache of its own.)
 	// Flush does nothing (data is in the store as soon as a write is
 	// answered, and the kernel keeps POSIX locks itself), so the kernel
 	// need not send it at every close: one round trip fewer per close.
@@ -138,7 +134,20 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 	// and exec (dup2 onto it) a wait on the server, which deadlocks if
 	// the server is that process (in-process tests: the forking thread
 	// cannot stop for the garbage collector until the child execs).
-	return h, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
+	if !f.fsys.passthrough.Load() {
+		// Data changes only through the kernel, which keeps its page
+		// cache right itself (it drops the pages a write, punch,
+		// truncate or copy_file_range replaces; the mount asks for
+		// explicit data cache control, see Mount), so the cache may
+		// outlive an open. With passthrough the kernel's writes of an
+		// earlier open may have gone to the store file around that
+		// cache, so an open the kernel caches starts afresh. (go-fuse
+		// drops the flag for a passthrough open: the kernel then
+		// keeps no cache of its own.)
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	return h, fuseFlags
 }
 
 // mayLendLocked reports whether the kernel may write the file without the

@@ -116,6 +116,16 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 			DirectMount:  true,
 			Options:      []string{"default_permissions"},
 			MaxReadAhead: 1 << 20,
+			// The kernel would drop a file's page cache whenever it
+			// sees its mtime change (auto_inval_data), which races
+			// with its own write-through: a write's pages are
+			// unlocked before the server has the WRITE, so a read
+			// in between can bring the old bytes back into the cache,
+			// where they stay (a read after the write returns the
+			// old data; TestConcurrentSameFile). Nothing changes the
+			// data behind the kernel's back (File.opened), so
+			// the kernel need not guess.
+			ExplicitDataCacheControl: true,
 		},
 		UID:            cfg.RootUID,
 		GID:            cfg.RootGID,

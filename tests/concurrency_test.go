@@ -381,7 +381,13 @@ func TestConcurrentSameFile(t *testing.T) {
 					return
 				}
 				if n, err := unix.Pread(fd, got, int64(g*chunk)); n != chunk || err != nil || !bytes.Equal(got, buf) {
-					t.Errorf("writer %d round %d: read back %d, %v, differs at %d", g, r, n, err, firstDiff(got, buf))
+					last := 0
+					for i := range got {
+						if got[i] != buf[i] {
+							last = i
+						}
+					}
+					t.Errorf("writer %d round %d: read back %d, %v, differs at %d..%d: got %d want %d; got at 4096: %d, at end %d", g, r, n, err, firstDiff(got, buf), last, got[0], buf[0], got[4096], got[len(got)-1])
 					return
 				}
 			}
