@@ -135,16 +135,23 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 	// the server is that process (in-process tests: the forking thread
 	// cannot stop for the garbage collector until the child execs).
 	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
-	if !f.fsys.passthrough.Load() {
+	if !f.fsys.passthrough.Load() && (f.opens > 1 || !f.atimeDueLocked(time.Now())) {
 		// Data changes only through the kernel, which keeps its page
 		// cache right itself (it drops the pages a write, punch,
 		// truncate or copy_file_range replaces; the mount asks for
 		// explicit data cache control, see Mount), so the cache may
-		// outlive an open. With passthrough the kernel's writes of an
-		// earlier open may have gone to the store file around that
-		// cache, so an open the kernel caches starts afresh. (go-fuse
-		// drops the flag for a passthrough open: the kernel then
-		// keeps no cache of its own.)
+		// outlive an open. But reads from the cache do not reach the
+		// server, which keeps atime: when the next read is to update
+		// it (relatime), an open with no other open of the file drops
+		// the cache. (Not while another is open: a drop while one of
+		// its writes is on its way to the server can bring old bytes
+		// back into the cache.)
+		//
+		// With passthrough the kernel's writes of an earlier open may
+		// have gone to the store file around that cache, so an open
+		// the kernel caches always starts afresh. (go-fuse drops the
+		// flag for a passthrough open: the kernel then keeps no cache
+		// of its own.)
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
 	return h, fuseFlags
@@ -328,7 +335,7 @@ func (n *node) touchAtime() bool {
 	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) > 24*time.Hour {
+	if n.atimeDueLocked(now) {
 		n.atime = now
 		if n.fsys.persist != nil {
 			n.fsys.persist.atimeDirty.Store(true)
@@ -336,6 +343,14 @@ func (n *node) touchAtime() bool {
 		return true
 	}
 	return false
+}
+
+// atimeDueLocked reports whether a read at now updates atime under the
+// relatime rule.
+//
+// Preconditions: n.mu is held.
+func (n *node) atimeDueLocked(now time.Time) bool {
+	return !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) > 24*time.Hour
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns

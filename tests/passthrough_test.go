@@ -349,3 +349,35 @@ func TestPassthroughEarlyOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestPassthroughCacheAfterLend: a file the kernel caches (a set-id file
+// is not passed through) sees what was written through passthrough while
+// its cache sat idle: the kernel's page cache of the earlier open is not
+// kept.
+func TestPassthroughCacheAfterLend(t *testing.T) {
+	if tmpfsMode {
+		t.Skip("mmapfs only")
+	}
+	needRoot(t)
+	t.Parallel()
+	mnt, _, _ := mountFS(t, withPassthrough())
+	p := filepath.Join(mnt, "f")
+	writeFile(t, p, bytes.Repeat([]byte("a"), 8192))
+	for round, c := range []byte("bcd") {
+		// Cached: read it all, so that the kernel holds its pages.
+		noErr(t, os.Chmod(p, 0o4755), "chmod u+s")
+		if got := readFile(t, p); len(got) != 8192 || got[0] != c-1 || got[8191] != c-1 {
+			t.Fatalf("round %d: cached open reads %q...", round, got[:min(len(got), 8)])
+		}
+		// Passed through: rewrite it.
+		noErr(t, os.Chmod(p, 0o755), "chmod u-s")
+		fd := openFd(t, p, unix.O_RDWR, 0)
+		pwriteAll(t, fd, bytes.Repeat([]byte{c}, 8192), 0)
+		closeFd(fd)
+		time.Sleep(20 * time.Millisecond) // the RELEASE is asynchronous
+	}
+	noErr(t, os.Chmod(p, 0o4755), "chmod u+s")
+	if got := readFile(t, p); got[0] != 'd' || got[8191] != 'd' {
+		t.Errorf("cached open after a passthrough write reads %q...", got[:8])
+	}
+}
