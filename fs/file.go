@@ -294,6 +294,11 @@ func (f *File) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 		return nil, toErrno(f.fsys.log, "read", err)
 	}
 	f.touchAtime()
+	if v.Len() == 0 {
+		// go-fuse does not call Done on an empty result.
+		v.Release()
+		return fuse.ReadResultData(nil), 0
+	}
 	r := viewResults.Get().(*viewResult)
 	r.v = v
 	return r, 0
