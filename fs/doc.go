@@ -17,6 +17,10 @@
 //	    mapstore.Blob.mu (a File may call its blob with mu held)
 //	      mapstore.Store.mu
 //
+// A read's reply holds its blob's mu (read-held, by a mapstore.View) until
+// go-fuse has written it, after File.Read has returned: File.Read takes
+// the node's mu before the view, never while it holds one.
+//
 // # Passthrough
 //
 // With FUSE passthrough (Config.Passthrough) an open of a regular file

@@ -289,11 +289,15 @@ func (f *File) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 // mapstore.View, released when go-fuse has written it), not copied into
 // dest first.
 func (f *File) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	// atime first: the view holds the blob until go-fuse has written
+	// the reply, and the node's lock must not be taken while it does
+	// (a write holds the node's lock while it reads the blob's
+	// attributes for the journal: lock order node, then blob).
+	f.touchAtime()
 	v, err := f.blob.ReadView(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, toErrno(f.fsys.log, "read", err)
 	}
-	f.touchAtime()
 	if v.Len() == 0 {
 		// go-fuse does not call Done on an empty result.
 		v.Release()
