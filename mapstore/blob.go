@@ -130,25 +130,40 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 //
 // Preconditions: b.mu is held.
 func (b *Blob) readLocked(p []byte, off int64) (int, error) {
-	end := off + int64(len(p))
+	done := off
+	err := b.runsLocked(off, off+int64(len(p)), func(pos, next int64, data bool) error {
+		if !data {
+			clear(p[pos-off : next-off])
+		} else if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil {
+			return err
+		}
+		done = next
+		return nil
+	})
+	return int(done - off), err
+}
+
+// runsLocked calls fn for the runs of data pages and of other pages
+// (holes, allocated) that make up [off, end), in order, and stops at the
+// first error.
+//
+// Preconditions: b.mu is held.
+func (b *Blob) runsLocked(off, end int64, fn func(pos, next int64, data bool) error) error {
 	for pos := off; pos < end; {
 		pg := pos >> pageShift
-		if !b.data.contains(pg) {
-			next := end
-			if d, ok := b.data.nextIn(pg); ok {
-				next = min(end, d<<pageShift)
-			}
-			clear(p[pos-off : next-off])
-			pos = next
-			continue
+		data := b.data.contains(pg)
+		next := end
+		if data {
+			next = min(end, pageOff(b.data.nextOut(pg)))
+		} else if d, ok := b.data.nextIn(pg); ok {
+			next = min(end, d<<pageShift)
 		}
-		next := min(end, pageOff(b.data.nextOut(pg)))
-		if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil {
-			return int(pos - off), err
+		if err := fn(pos, next, data); err != nil {
+			return err
 		}
 		pos = next
 	}
-	return len(p), nil
+	return nil
 }
 
 // copyOutLocked copies the mapped bytes at off into p.

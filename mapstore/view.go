@@ -100,46 +100,36 @@ func (v *View) add(p []byte) {
 func (v *View) fillLocked(buf []byte, off int64) error {
 	b := v.b
 	s := b.s
-	end := off + int64(len(buf))
-	for pos := off; pos < end; {
-		pg := pos >> pageShift
-		if !b.data.contains(pg) {
-			next := end
-			if d, ok := b.data.nextIn(pg); ok {
-				next = min(end, d<<pageShift)
-			}
-			for pos < next {
+	return b.runsLocked(off, off+int64(len(buf)), func(pos, next int64, data bool) error {
+		for pos < next {
+			switch {
+			case !data:
 				c := min(next-pos, int64(len(zeros)))
 				v.add(zeros[:c])
 				pos += c
-			}
-			continue
-		}
-		next := min(end, pageOff(b.data.nextOut(pg)))
-		for pos < next {
-			if pos >= s.mapLimit {
+			case pos >= s.mapLimit:
 				p := buf[pos-off : next-off]
 				if _, err := b.tailIOLocked(p, pos, false); err != nil {
 					return err
 				}
 				v.add(p)
 				pos = next
-				break
+			default:
+				idx := pos >> s.winShift
+				w, err := s.pinWindow(b, idx)
+				if err != nil {
+					return err
+				}
+				v.wins = append(v.wins, w)
+				wo := pos - idx<<s.winShift
+				c := min(int64(len(w.mem))-wo, next-pos)
+				populate(w, wo, int(c), false)
+				v.add(w.mem[wo : wo+c])
+				pos += c
 			}
-			idx := pos >> s.winShift
-			w, err := s.pinWindow(b, idx)
-			if err != nil {
-				return err
-			}
-			v.wins = append(v.wins, w)
-			wo := pos - idx<<s.winShift
-			c := min(int64(len(w.mem))-wo, next-pos)
-			populate(w, wo, int(c), false)
-			v.add(w.mem[wo : wo+c])
-			pos += c
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Slices returns the view's bytes, in order.
