@@ -346,6 +346,13 @@ func binWaitMounted(t *testing.T, p *binProc, mnt string) *binMountInfo {
 	deadline := time.Now().Add(binMountTimeout)
 	for {
 		if m := binFindMount(mnt); m != nil && m.fstype == "fuse.mmapfs" {
+			// The mount shows before the server is done mounting: go-fuse
+			// then opens a file on it (its poll probe), and a server
+			// killed with that file open waits at exit for the answer
+			// to its own FLUSH. Wait for its "mounted" line as well.
+			for p != nil && p.binRunning() && !strings.Contains(p.output.String(), "mounted ") && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
 			return m
 		}
 		if p != nil && !p.binRunning() {
