@@ -282,12 +282,9 @@ func (f *File) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 	return f.fsys.syncMeta()
 }
 
-// Read implements gofs.NodeReader. The data is copied into dest, so the
-// reply holds no reference to a mapping once Read returns.
-//
-// The reply is written from the store's mappings themselves (a
-// mapstore.View, released when go-fuse has written it), not copied into
-// dest first.
+// Read implements gofs.NodeReader. The reply is written from the store's
+// mappings themselves (a mapstore.View, released when go-fuse has written
+// it), not copied into dest first.
 func (f *File) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	// atime first: the view holds the blob until go-fuse has written
 	// the reply, and the node's lock must not be taken while it does
