@@ -16,7 +16,9 @@ func benchBlob(b *testing.B, size int64) *Blob {
 	return blob
 }
 
-func benchWrite(b *testing.B, n int, span int64) {
+// benchOp runs op over a written blob of span bytes, n bytes at a time,
+// at offsets that cycle through the blob.
+func benchOp(b *testing.B, n int, span int64, op func(blob *Blob, p []byte, off int64) error) {
 	blob := benchBlob(b, span)
 	p := pattern(n, 2)
 	slots := span / int64(n)
@@ -24,42 +26,37 @@ func benchWrite(b *testing.B, n int, span int64) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if _, err := blob.WriteAt(p, int64(i)%slots*int64(n)); err != nil {
+		if err := op(blob, p, int64(i)%slots*int64(n)); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
+func benchWrite(b *testing.B, n int, span int64) {
+	benchOp(b, n, span, func(blob *Blob, p []byte, off int64) error {
+		_, err := blob.WriteAt(p, off)
+		return err
+	})
+}
+
 func benchRead(b *testing.B, n int, span int64) {
-	blob := benchBlob(b, span)
-	p := make([]byte, n)
-	slots := span / int64(n)
-	b.SetBytes(int64(n))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if _, err := blob.ReadAt(p, int64(i)%slots*int64(n)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchOp(b, n, span, func(blob *Blob, p []byte, off int64) error {
+		_, err := blob.ReadAt(p, off)
+		return err
+	})
 }
 
 // benchView reads as benchRead does, with ReadView: the view is released
 // without its bytes being touched, as a reply written by the kernel would.
 func benchView(b *testing.B, n int, span int64) {
-	blob := benchBlob(b, span)
-	p := make([]byte, n)
-	slots := span / int64(n)
-	b.SetBytes(int64(n))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		v, err := blob.ReadView(p, int64(i)%slots*int64(n))
+	benchOp(b, n, span, func(blob *Blob, p []byte, off int64) error {
+		v, err := blob.ReadView(p, off)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
 		v.Release()
-	}
+		return nil
+	})
 }
 
 func BenchmarkReadView4K(b *testing.B) { benchView(b, 4<<10, 16<<20) }

@@ -33,57 +33,47 @@ var viewPool = sync.Pool{New: func() any { return new(View) }}
 // holds what must be copied after all: a lent blob's bytes, and those past
 // the mappable range. The caller reads v.Slices() and then calls
 // v.Release() exactly once. On error there is no view.
-func (b *Blob) ReadView(buf []byte, off int64) (v *View, err error) {
+func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 	b.mu.RLock()
-	switch {
-	case b.dead:
-		err = errClosed
-	case off < 0:
-		err = errInvalid
-	case len(buf) == 0:
-	case b.loan != nil:
-		var n int
-		n, err = b.loanIOLocked(buf, off, false)
-		if err == nil || err == io.EOF {
-			v = b.newView()
-			v.add(buf[:n])
-			if n < len(buf) {
-				err = io.EOF
-			}
-			return v, err
-		}
-	case off >= b.size:
-	default:
-		v = b.newView()
-		want := len(buf)
-		if int64(want) > b.size-off {
-			buf = buf[:b.size-off]
-		}
-		if err = v.fillLocked(buf, off); err != nil {
-			v.Release()
-			return nil, err
-		}
-		if len(buf) < want {
-			err = io.EOF
-		}
-		return v, err
-	}
-	if err != nil {
-		b.mu.RUnlock()
+	v := viewPool.Get().(*View)
+	v.b = b
+	err := v.readLocked(buf, off)
+	if err != nil && err != io.EOF {
+		v.Release()
 		return nil, err
-	}
-	// Nothing to read: an empty view, at EOF unless buf was empty.
-	v = b.newView()
-	if len(buf) > 0 {
-		err = io.EOF
 	}
 	return v, err
 }
 
-func (b *Blob) newView() *View {
-	v := viewPool.Get().(*View)
-	v.b = b
-	return v
+// readLocked fills the view as ReadAt fills its buffer, with the same
+// errors.
+//
+// Preconditions: v.b.mu is held for reading.
+func (v *View) readLocked(buf []byte, off int64) error {
+	b := v.b
+	switch {
+	case b.dead:
+		return errClosed
+	case off < 0:
+		return errInvalid
+	case len(buf) == 0:
+		return nil
+	case b.loan != nil:
+		n, err := b.loanIOLocked(buf, off, false)
+		v.add(buf[:n])
+		return err
+	case off >= b.size:
+		return io.EOF
+	}
+	var eof error
+	if int64(len(buf)) > b.size-off {
+		buf = buf[:b.size-off]
+		eof = io.EOF
+	}
+	if err := v.fillLocked(buf, off); err != nil {
+		return err
+	}
+	return eof
 }
 
 func (v *View) add(p []byte) {
