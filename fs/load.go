@@ -1,0 +1,209 @@
+package fs
+
+import (
+	"context"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+
+	"mmapfs/journal"
+	"mmapfs/mapstore"
+)
+
+// buildTree makes the nodes of the loaded state under the root. It runs
+// in the root's OnAdd, before the first request.
+func (d *Dir) buildTree(ctx context.Context) {
+	fsys := d.fsys
+	st, nlink := fsys.persist.state, fsys.persist.nlink
+	defer func() { fsys.persist.state, fsys.persist.nlink, fsys.persist.files = nil, nil, nil }()
+	// Building a million nodes makes garbage the collector would chase
+	// again and again; nothing here is garbage for long.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	made := make(map[uint64]*gofs.Inode, len(st.Inodes))
+	made[journal.RootIno] = d.EmbeddedInode()
+	var count int64 = 1
+	queue := []uint64{journal.RootIno}
+	for len(queue) > 0 {
+		dino := queue[0]
+		queue = queue[1:]
+		parent := made[dino]
+		pd := parent.Operations().(*Dir)
+		for name, ino := range st.Entries[dino] {
+			ch := made[ino]
+			if ch == nil {
+				in := st.Inodes[ino]
+				ops := fsys.nodeFromState(in, nlink[ino])
+				if ops == nil {
+					continue
+				}
+				ch = parent.NewPersistentInode(ctx, ops, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: ino})
+				made[ino] = ch
+				if in.IsDir() {
+					queue = append(queue, ino)
+					count++
+				} else {
+					count += int64(nlink[ino])
+				}
+			}
+			parent.AddChild(name, ch, false)
+			pd.nent++
+		}
+		delete(st.Entries, dino)
+	}
+	fsys.inodes.Store(count)
+}
+
+// nodeFromState makes the node of a loaded inode.
+func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.InodeEmbedder {
+	var ops gofs.InodeEmbedder
+	var n *node
+	switch in.Mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		d := &Dir{}
+		ops, n = d, &d.node
+	case syscall.S_IFREG:
+		var blob *mapstore.Blob
+		var err error
+		if fsys.persist.files[in.Blob] {
+			blob, err = fsys.store.OpenBlob(in.Blob, in.Size)
+		} else {
+			// Never written, or its data is gone: no store file to
+			// look at.
+			blob, err = fsys.store.AddBlob(in.Blob, in.Size)
+		}
+		if err != nil {
+			fsys.log.Error("the data of a file cannot be read: it is empty now (mmapfs fsck tells more)",
+				zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob), zap.Error(err))
+			if blob, err = fsys.store.Create(); err != nil {
+				return nil
+			}
+		} else if have := blob.Allocated(); have < in.Alloc {
+			// Pages reserved with fallocate and never written are not
+			// kept across mounts; anything else missing was lost.
+			log := fsys.log.Warn
+			msg := "a file's store file holds less than was recorded: reserved pages were dropped, or data was lost"
+			if have == 0 {
+				log = fsys.log.Error
+				msg = "a file's data is missing from the store: it reads as zeros"
+			}
+			log(msg, zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob),
+				zap.Int64("recorded", in.Alloc), zap.Int64("held", have))
+		}
+		f := &File{blob: blob}
+		ops, n = f, &f.node
+	case syscall.S_IFLNK:
+		s := &Symlink{target: in.Target}
+		ops, n = s, &s.node
+	default:
+		s := &Special{}
+		ops, n = s, &s.node
+	}
+	n.setFromState(fsys, in, nlink)
+	return ops
+}
+
+// setFromState sets n's fields from a loaded inode.
+func (n *node) setFromState(fsys *filesystem, in *journal.Inode, nlink uint32) {
+	n.fsys = fsys
+	n.ino = in.Ino
+	n.typ = in.Mode & syscall.S_IFMT
+	n.mode = in.Mode
+	n.uid, n.gid, n.rdev = in.UID, in.GID, in.Rdev
+	n.nlink = nlink
+	n.atime = time.Unix(0, in.Atime)
+	n.mtime = time.Unix(0, in.Mtime)
+	n.ctime = time.Unix(0, in.Ctime)
+	n.btime = time.Unix(0, in.Btime)
+	n.xattr = in.Xattr
+}
+
+var _ = (gofs.NodeOnAdder)((*Dir)(nil))
+
+// OnAdd implements gofs.NodeOnAdder: the root of a persistent store builds
+// the loaded tree under itself.
+func (d *Dir) OnAdd(ctx context.Context) {
+	if p := d.fsys.persist; p != nil && p.state != nil && d == d.fsys.root {
+		d.buildTree(ctx)
+	}
+}
+
+// loadState prepares the filesystem for a persistent store: it repairs
+// what a crash leaves behind (files unlinked while open, store files no
+// inode names), commits the repairs, and sets up the root; OnAdd builds
+// the rest.
+func (fsys *filesystem) loadState(cfg Config) error {
+	st := cfg.State
+	p := &persist{meta: cfg.Meta}
+	fsys.persist = p
+	root := fsys.root
+	b := p.batch()
+	if len(st.Inodes) == 0 {
+		// A new store.
+		mode := cfg.RootMode & 07777
+		if cfg.RootMode == 0 {
+			mode = 01777
+		}
+		root.initNode(fsys, journal.RootIno, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
+		root.nlink = 2
+		root.mu.Lock()
+		root.addInodeLocked(b, true)
+		root.mu.Unlock()
+		if err := cfg.Meta.Commit(b); err != nil {
+			return err
+		}
+		return cfg.Meta.Sync()
+	}
+	problems, nlink := st.Validate()
+	st.Fix(problems, b) // the data of freed inodes goes with the strays below
+	freed := 0
+	for _, pr := range problems {
+		if pr.Orphan() {
+			freed++
+			continue
+		}
+		fsys.log.Warn("store repaired: "+pr.What, zap.String("repair", pr.Repair))
+	}
+	if len(problems) > freed {
+		problems, nlink = st.Validate() // the root may be new
+	}
+	if err := cfg.Meta.Commit(b); err != nil {
+		return err
+	}
+	// The data of freed inodes goes; so do store files no inode names
+	// (the server stopped between freeing an inode and its data).
+	referenced := make(map[uint64]bool, len(st.Inodes))
+	for _, in := range st.Inodes {
+		if in.IsReg() {
+			referenced[in.Blob] = true
+		}
+	}
+	ids, err := fsys.store.Files()
+	if err != nil {
+		return err
+	}
+	p.files = make(map[uint64]bool, len(ids))
+	stray := 0
+	for _, id := range ids {
+		p.files[id] = true
+		if !referenced[id] {
+			if blob, err := fsys.store.OpenBlob(id, 0); err == nil {
+				blob.Free()
+				stray++
+			}
+		}
+	}
+	if freed > 0 || stray > 0 {
+		fsys.log.Info("recovered the store: freed files that were unlinked while open, and data no file named",
+			zap.Int("inodes", freed), zap.Int("store_files", stray))
+	}
+	fsys.store.SetNextID(st.NextBlob)
+	fsys.nextIno.Store(st.NextIno - 1)
+	in := st.Inodes[journal.RootIno]
+	root.setFromState(fsys, in, nlink[journal.RootIno])
+	p.state, p.nlink = st, nlink
+	return nil
+}
