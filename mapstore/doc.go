@@ -8,7 +8,7 @@
 // copy is in progress or a View of them is out, and unmapped by a bounded
 // LRU; a window is never
 // moved or resized while mapped, so no slice of a mapping can dangle
-// (DESIGN.md hazard 3).
+// (docs/design.md, hazard 3).
 //
 // Space is allocated in pages (4 KiB) with fallocate before any write
 // reaches them, and accounted against Options.SizeLimit, so a full store is

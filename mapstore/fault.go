@@ -12,7 +12,7 @@ import (
 // the kernel cannot back (the store file was truncated behind the store's
 // back, or a disk filesystem under it is full) raises SIGBUS; with
 // debug.SetPanicOnFault the runtime turns it into a panic on this goroutine,
-// which is recovered here into ErrFault (DESIGN.md hazard 1).
+// which is recovered here into ErrFault (docs/design.md, hazard 1).
 
 // copyGuarded copies src into dst, one of which is a mapping of b at blob
 // offset off.

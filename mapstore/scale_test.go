@@ -7,7 +7,7 @@ import (
 )
 
 // TestManyBlobs creates far more blobs than descriptors and windows: the
-// caches must stay within their bounds (DESIGN.md hazard 4) while every
+// caches must stay within their bounds (docs/design.md, hazard 4) while every
 // blob keeps its data.
 func TestManyBlobs(t *testing.T) {
 	n := 20000

@@ -11,7 +11,7 @@ import (
 // change, be truncated or be lent) and the windows the slices lie in are
 // pinned (so the store's LRU cannot unmap them): the slices stay valid
 // while a reply made of them is still being written to the kernel
-// (DESIGN.md hazard 2).
+// (docs/design.md, hazard 2).
 //
 // The slices may only be read, and only by system calls (writev to the
 // FUSE device): a page the kernel cannot back then fails that call with

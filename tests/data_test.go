@@ -234,7 +234,7 @@ func TestFallocate(t *testing.T) {
 	// Refused modes, as on tmpfs.
 	wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE, 0, page), unix.EOPNOTSUPP, "PUNCH_HOLE without KEEP_SIZE")
 	if tmpfsMode {
-		// tmpfs has no ZERO_RANGE; mmapfs has it (DESIGN.md "Semantics").
+		// tmpfs has no ZERO_RANGE; mmapfs has it (docs/design.md, "Semantics").
 		wantErrno(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, 0, page), unix.EOPNOTSUPP, "ZERO_RANGE on tmpfs")
 	} else {
 		noErr(t, unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, 100, 200), "ZERO_RANGE|KEEP_SIZE")
