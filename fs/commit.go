@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,20 +19,20 @@ import (
 // this process. File data lives in MAP_SHARED pages of the store files,
 // which outlive it too.
 //
-// Records are the state a change leaves behind (see package journal):
-//   - an inode's attributes are written, under node.mu, whenever they
-//     change, so their order in the journal is the order of the changes;
-//   - directory entries are written by the request that changes them; the
-//     kernel holds the directories' locks for the whole request;
-//   - a change of several entries (rename) is one frame: all or nothing.
-// Link counts are not recorded: the tree gives them.
+// Records are the state a change leaves behind (see package journal). Each
+// request that changes the tree writes one frame: the new attributes of
+// every node it touched, the entries it changed, the inodes it ended, all
+// or nothing (change, below). The nodes stay locked from before their new
+// state is computed until it is applied, so the order of frames in the
+// journal is the order of the changes of each node. Link counts are
+// recorded but not trusted at load: the tree gives them.
 //
 // atime changes from reads are saved with the inode's next change, or by
 // the snapshot written at unmount; a crash may lose them.
 //
 // Compaction writes the whole tree to a snapshot and starts a new journal.
 // The tree must not change while it is walked: every request that changes
-// it holds persist.quiesce for reading (wireFS takes it), the walk holds it
+// it holds persist.quiesce for reading (changes.go), the walk holds it
 // for writing. A request holds it from before go-fuse's bridge looks at the
 // tree until after the bridge has updated it.
 
@@ -62,12 +64,12 @@ func (p *persist) batch() *journal.Batch {
 	return b
 }
 
-// commit commits b and recycles it. A failure is logged (at most once a
-// second) and becomes the errno of the request: the change is made in
-// memory but would not survive the server.
+// commit commits b and recycles it. A failure becomes the errno of the
+// request, which then applies nothing (see change).
 func (fsys *filesystem) commit(b *journal.Batch) syscall.Errno {
 	p := fsys.persist
 	err := p.meta.Commit(b)
+	p.meta.Unreserve(b) // a failed commit may leave it
 	if b.Bytes() < 1<<16 {
 		p.batches.Put(b)
 	}
@@ -80,9 +82,17 @@ func (fsys *filesystem) commit(b *journal.Batch) syscall.Errno {
 		}
 		return 0
 	}
+	return fsys.commitFailed(err)
+}
+
+// commitFailed logs a failed commit or reservation (at most once a
+// second) and returns the errno of the request: ENOSPC if the journal had
+// no room, else EIO.
+func (fsys *filesystem) commitFailed(err error) syscall.Errno {
+	p := fsys.persist
 	now := time.Now().UnixNano()
 	if last := p.failed.Load(); now-last > int64(time.Second) && p.failed.CompareAndSwap(last, now) {
-		fsys.log.Error("writing the metadata journal failed: the change is not saved in the store", zap.Error(err))
+		fsys.log.Error("the metadata journal cannot take a change: the request fails and changes nothing", zap.Error(err))
 	}
 	if errno := toErrno(zap.NewNop(), "journal", err); errno == syscall.ENOSPC {
 		return errno
@@ -90,21 +100,53 @@ func (fsys *filesystem) commit(b *journal.Batch) syscall.Errno {
 	return syscall.EIO
 }
 
+// attrs are a node's attributes, as a value: a change computes the new
+// attributes of each node it touches, commits them, and only then sets
+// them (setAttrsLocked).
+type attrs struct {
+	mode, uid, gid, nlink, rdev uint32
+	atime, mtime, ctime, btime  time.Time
+}
+
+// attrsLocked returns n's attributes.
+//
+// Preconditions: n.mu is held.
+func (n *node) attrsLocked() attrs {
+	return attrs{n.mode, n.uid, n.gid, n.nlink, n.rdev, n.atime, n.mtime, n.ctime, n.btime}
+}
+
+// setAttrsLocked sets n's attributes to a.
+//
+// Preconditions: n.mu is held.
+func (n *node) setAttrsLocked(a *attrs) {
+	n.mode, n.uid, n.gid, n.nlink, n.rdev = a.mode, a.uid, a.gid, a.nlink, a.rdev
+	n.atime, n.mtime, n.ctime, n.btime = a.atime, a.mtime, a.ctime, a.btime
+}
+
 // inodeLocked fills in with n's attributes.
 //
 // Preconditions: n.mu is held.
 func (n *node) inodeLocked(in *journal.Inode) {
+	a := n.attrsLocked()
+	n.recordLocked(in, &a)
+}
+
+// recordLocked fills in with the attributes a of n, and n's size and data
+// as its blob has them.
+//
+// Preconditions: n.mu is held.
+func (n *node) recordLocked(in *journal.Inode, a *attrs) {
 	*in = journal.Inode{
 		Ino:   n.ino,
-		Mode:  n.mode,
-		UID:   n.uid,
-		GID:   n.gid,
-		Rdev:  n.rdev,
-		Atime: n.atime.UnixNano(),
-		Mtime: n.mtime.UnixNano(),
-		Ctime: n.ctime.UnixNano(),
-		Btime: n.btime.UnixNano(),
-		Nlink: n.nlink,
+		Mode:  a.mode,
+		UID:   a.uid,
+		GID:   a.gid,
+		Rdev:  a.rdev,
+		Atime: a.atime.UnixNano(),
+		Mtime: a.mtime.UnixNano(),
+		Ctime: a.ctime.UnixNano(),
+		Btime: a.btime.UnixNano(),
+		Nlink: a.nlink,
 	}
 	switch v := n.Operations().(type) {
 	case *File:
@@ -130,7 +172,157 @@ func (n *node) addInodeLocked(b *journal.Batch, all bool) {
 	}
 }
 
-// saveLocked commits n's attributes, if the filesystem has a store.
+// A change is what one request changes in the tree: the nodes it touches,
+// locked for the whole request in ascending inode order, and the records
+// of their new state, committed as one journal frame. A request computes
+// the new state apart, commits it, and applies it only once the commit
+// succeeded: a request that fails changes nothing.
+//
+//	c := fsys.begin(d, n) // locks d and n
+//	defer c.end()         // unlocks them
+//	a := n.attrsLocked()  // the new attributes, computed apart
+//	a.ctime = now
+//	c.inode(n, &a) // and recorded
+//	if errno := c.commit(); errno != 0 {
+//		return errno // nothing was applied
+//	}
+//	n.setAttrsLocked(&a) // applied
+type change struct {
+	fsys  *filesystem
+	b     *journal.Batch // nil without a store
+	nodes [4]*node       // locked, in ascending inode order
+	n     int
+}
+
+// begin starts a change of the given nodes (nil ones and repeats are
+// skipped) and locks them.
+func (fsys *filesystem) begin(nodes ...*node) *change {
+	c := &change{fsys: fsys}
+	if fsys.persist != nil {
+		c.b = fsys.persist.batch()
+	}
+outer:
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		for _, m := range c.nodes[:c.n] {
+			if m == n {
+				continue outer
+			}
+		}
+		c.nodes[c.n] = n
+		c.n++
+	}
+	held := c.nodes[:c.n]
+	slices.SortFunc(held, func(a, b *node) int { return cmp.Compare(a.ino, b.ino) })
+	for _, n := range held {
+		n.mu.Lock()
+	}
+	return c
+}
+
+// reserve reserves journal room for the change's records, before a change
+// of a store file that cannot be taken back: the commit after it then
+// cannot fail for want of space (see journal.Reserve).
+func (c *change) reserve() syscall.Errno {
+	if c.b == nil {
+		return 0
+	}
+	if err := c.fsys.persist.meta.Reserve(c.b); err != nil {
+		return c.fsys.commitFailed(err)
+	}
+	return 0
+}
+
+// end unlocks the change's nodes, and gives back the journal room of a
+// change that was not committed.
+func (c *change) end() {
+	if c.b != nil {
+		c.fsys.persist.meta.Unreserve(c.b)
+		c.b = nil
+	}
+	for i := c.n - 1; i >= 0; i-- {
+		c.nodes[i].mu.Unlock()
+	}
+	c.n = 0
+}
+
+// saving reports whether n's records are to be written: with a store, and
+// while n is alive.
+func (c *change) saving(n *node) bool { return c.b != nil && !n.reclaimed }
+
+// inode records n with the attributes a.
+//
+// Preconditions: n is locked by c, or not yet visible to anyone.
+func (c *change) inode(n *node, a *attrs) {
+	if !c.saving(n) {
+		return
+	}
+	var in journal.Inode
+	n.recordLocked(&in, a)
+	c.b.Inode(&in)
+}
+
+// newInode records a node that is new, or gets a name again: its
+// attributes and all its xattrs.
+//
+// Preconditions: n is locked by c, or not yet visible to anyone.
+func (c *change) newInode(n *node, a *attrs) {
+	if !c.saving(n) {
+		return
+	}
+	c.inode(n, a)
+	for name, v := range n.xattr {
+		c.b.Xattr(n.ino, name, v)
+	}
+}
+
+// entry records that name in d now names child (nil: no longer names
+// anything).
+func (c *change) entry(d *Dir, name string, child *node) {
+	if c.b == nil {
+		return
+	}
+	var ino uint64
+	if child != nil {
+		ino = child.ino
+	}
+	c.b.Entry(d.ino, name, ino)
+}
+
+// xattr records the xattr name of n set to value, or removed if !set.
+func (c *change) xattr(n *node, name string, value []byte, set bool) {
+	if !c.saving(n) {
+		return
+	}
+	if set {
+		c.b.Xattr(n.ino, name, value)
+	} else {
+		c.b.XattrDel(n.ino, name)
+	}
+}
+
+// free records the end of n: no link and no open file is left.
+func (c *change) free(n *node) {
+	if c.saving(n) {
+		c.b.Free(n.ino)
+	}
+}
+
+// commit commits the change's records as one frame. On failure (ENOSPC or
+// EIO) the request must apply nothing.
+func (c *change) commit() syscall.Errno {
+	if c.b == nil {
+		return 0
+	}
+	b := c.b
+	c.b = nil
+	return c.fsys.commit(b)
+}
+
+// saveLocked commits n's attributes, if the filesystem has a store: for
+// what the server takes in from elsewhere (a lent store file's times).
 //
 // Preconditions: n.mu is held.
 func (n *node) saveLocked() syscall.Errno {
@@ -142,58 +334,6 @@ func (n *node) saveLocked() syscall.Errno {
 	return n.fsys.commit(b)
 }
 
-// saveXattrLocked commits an xattr set to value (which may be empty), or
-// removed if !set, with the inode's ctime.
-//
-// Preconditions: n.mu is held.
-func (n *node) saveXattrLocked(name string, value []byte, set bool) syscall.Errno {
-	if n.fsys.persist == nil || n.reclaimed {
-		return 0
-	}
-	b := n.fsys.persist.batch()
-	if set {
-		b.Xattr(n.ino, name, value)
-	} else {
-		b.XattrDel(n.ino, name)
-	}
-	n.addInodeLocked(b, false)
-	return n.fsys.commit(b)
-}
-
-// saveEntries commits changes of directory entries, in one frame: for
-// each i, names[i] in dirs[i] is now children[i] (nil: removed). With
-// full, the first child's inode and xattrs are written too (a new inode,
-// or one that gets a name again).
-func (fsys *filesystem) saveEntries(full *node, dirs []*Dir, names []string, children []*node) syscall.Errno {
-	if fsys.persist == nil {
-		return 0
-	}
-	b := fsys.persist.batch()
-	if full != nil {
-		full.mu.Lock()
-		full.addInodeLocked(b, true)
-		full.mu.Unlock()
-	}
-	for i, d := range dirs {
-		var ino uint64
-		if children[i] != nil {
-			ino = children[i].ino
-		}
-		b.Entry(d.ino, names[i], ino)
-	}
-	return fsys.commit(b)
-}
-
-// saveFree commits the end of an inode.
-func (fsys *filesystem) saveFree(ino uint64) {
-	if fsys.persist == nil {
-		return
-	}
-	b := fsys.persist.batch()
-	b.Free(ino)
-	fsys.commit(b)
-}
-
 // syncMeta makes every committed change of metadata durable.
 func (fsys *filesystem) syncMeta() syscall.Errno {
 	if fsys.persist == nil {
@@ -202,7 +342,8 @@ func (fsys *filesystem) syncMeta() syscall.Errno {
 	return toErrno(fsys.log, "fsync", fsys.persist.meta.Sync())
 }
 
-// quiesced runs fn holding the quiesce lock for reading, if there is one.
+// changing takes the quiesce lock for reading, if there is one, and returns
+// the function that lets go of it.
 func (fsys *filesystem) changing() func() {
 	if fsys.persist == nil {
 		return func() {}

@@ -8,6 +8,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // Dir is a directory. Its entries are the children of its go-fuse Inode;
@@ -41,23 +42,14 @@ func (d *Dir) sizeBlocks() (uint64, uint64) {
 	return uint64(bogoDirent * (d.nent + 2)), 0
 }
 
-// changed records an entry added (+1) or removed (-1), of a subdirectory
-// if subdir, and updates mtime and ctime.
-func (d *Dir) changed(delta int, subdir bool, now time.Time) {
-	d.mu.Lock()
-	d.nent += delta
+// entriesChanged sets in a the attributes of a directory after an entry
+// was added (+1) or removed (-1) at now, of a subdirectory if subdir (whose
+// ".." links to it); 0 changes times only.
+func entriesChanged(a *attrs, delta int, subdir bool, now time.Time) {
 	if subdir {
-		d.nlink = uint32(int(d.nlink) + delta)
+		a.nlink = uint32(int(a.nlink) + delta)
 	}
-	d.mtime, d.ctime = now, now
-	d.saveLocked()
-	d.mu.Unlock()
-}
-
-func (d *Dir) entries() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.nent
+	a.mtime, a.ctime = now, now
 }
 
 // Lookup implements gofs.NodeLookuper.
@@ -74,7 +66,8 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 }
 
 // add makes a new node of the given mode for the caller in ctx, lets
-// setup fill in its kind's fields, and links it into d as name.
+// setup fill in its kind's fields, and links it into d as name: one
+// record of the new inode, its entry and d's new times.
 func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeEmbedder, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
@@ -91,13 +84,24 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	if n.isDir() {
 		n.nlink = 2
 	}
+	// Before the record: it needs n.Operations(). The Inode is only
+	// go-fuse's once this returns it.
 	ch := d.NewPersistentInode(ctx, ops, n.stable())
-	// After NewPersistentInode: the record needs n.Operations().
-	if errno := d.fsys.saveEntries(n, []*Dir{d}, []string{name}, []*node{n}); errno != 0 {
+	na := n.attrsLocked() // n is no one else's yet
+	c := d.fsys.begin(&d.node)
+	da := d.attrsLocked()
+	entriesChanged(&da, +1, n.isDir(), na.ctime)
+	c.newInode(n, &na)
+	c.entry(d, name, n)
+	c.inode(&d.node, &da)
+	if errno := c.commit(); errno != 0 {
+		c.end()
 		d.fsys.freeIno()
 		return nil, errno
 	}
-	d.changed(+1, n.isDir(), n.ctime)
+	d.setAttrsLocked(&da)
+	d.nent++
+	c.end()
 	n.attr(&out.Attr)
 	return ch, 0
 }
@@ -141,10 +145,10 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	f.initNode(d.fsys, ino, syscall.S_IFREG|mode&07777, callerOf(ctx), d)
 	f.nlink = 0
 	ch := d.NewPersistentInode(ctx, f, f.stable())
-	f.mu.Lock()
-	errno = f.saveLocked()
-	f.mu.Unlock()
-	if errno != 0 {
+	fa := f.attrsLocked() // f is no one else's yet
+	c := d.fsys.begin()
+	c.newInode(&f.node, &fa)
+	if errno := c.commit(); errno != 0 {
 		d.fsys.freeIno()
 		f.blob.Free()
 		return nil, nil, 0, errno
@@ -189,7 +193,9 @@ func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	return d.add(ctx, name, syscall.S_IFLNK|0o777, &Symlink{target: []byte(target)}, out)
 }
 
-// Link implements gofs.NodeLinker.
+// Link implements gofs.NodeLinker. A file made with O_TMPFILE gets its
+// first link with its inode already counted; every further link counts as
+// one more inode, as on tmpfs.
 func (d *Dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
@@ -202,14 +208,36 @@ func (d *Dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, 
 		return nil, syscall.EEXIST
 	}
 	now := time.Now()
-	if errno := n.addLink(now); errno != 0 {
+	c := d.fsys.begin(&d.node, n)
+	if n.reclaimed {
+		c.end()
+		return nil, syscall.ENOENT
+	}
+	counted := n.nlink > 0
+	if counted {
+		if errno := d.fsys.reserveInode(); errno != 0 {
+			c.end()
+			return nil, errno
+		}
+	}
+	na, da := n.attrsLocked(), d.attrsLocked()
+	na.nlink++
+	na.ctime = now
+	entriesChanged(&da, +1, false, now)
+	c.newInode(n, &na) // an O_TMPFILE file gets its first name
+	c.entry(d, name, n)
+	c.inode(&d.node, &da)
+	if errno := c.commit(); errno != 0 {
+		c.end()
+		if counted {
+			d.fsys.freeIno()
+		}
 		return nil, errno
 	}
-	if errno := d.fsys.saveEntries(n, []*Dir{d}, []string{name}, []*node{n}); errno != 0 {
-		d.fsys.dropLink(n, now)
-		return nil, errno
-	}
-	d.changed(+1, false, now)
+	n.setAttrsLocked(&na)
+	d.setAttrsLocked(&da)
+	d.nent++
+	c.end()
 	n.attr(&out.Attr)
 	return n.EmbeddedInode(), 0
 }
@@ -227,12 +255,22 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.isDir() {
 		return syscall.EISDIR
 	}
-	if errno := d.fsys.saveEntries(nil, []*Dir{d}, []string{name}, []*node{nil}); errno != 0 {
+	now := time.Now()
+	c := d.fsys.begin(&d.node, n)
+	da := d.attrsLocked()
+	entriesChanged(&da, -1, false, now)
+	c.entry(d, name, nil)
+	c.inode(&d.node, &da)
+	drop := n.dropLinkLocked(c, now)
+	if errno := c.commit(); errno != 0 {
+		c.end()
 		return errno
 	}
-	now := time.Now()
-	d.changed(-1, false, now)
-	d.fsys.dropLink(n, now)
+	d.setAttrsLocked(&da)
+	d.nent--
+	drop.apply()
+	c.end()
+	drop.done(d.fsys)
 	return 0
 }
 
@@ -249,15 +287,26 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if !ok {
 		return syscall.ENOTDIR
 	}
-	if sub.entries() > 0 {
+	now := time.Now()
+	c := d.fsys.begin(&d.node, &sub.node)
+	if sub.nent > 0 {
+		c.end()
 		return syscall.ENOTEMPTY
 	}
-	if errno := d.fsys.saveEntries(nil, []*Dir{d}, []string{name}, []*node{nil}); errno != 0 {
+	da := d.attrsLocked()
+	entriesChanged(&da, -1, true, now)
+	c.entry(d, name, nil)
+	c.inode(&d.node, &da)
+	drop := sub.dropLinkLocked(c, now)
+	if errno := c.commit(); errno != 0 {
+		c.end()
 		return errno
 	}
-	now := time.Now()
-	d.changed(-1, true, now)
-	d.fsys.dropDir(sub, now)
+	d.setAttrsLocked(&da)
+	d.nent--
+	drop.apply()
+	c.end()
+	drop.done(d.fsys)
 	return 0
 }
 
@@ -266,8 +315,8 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 // into itself, and renames of a name onto another link of the same inode.
 func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	const (
-		noreplace = 1 // RENAME_NOREPLACE
-		exchange  = 2 // RENAME_EXCHANGE
+		noreplace = unix.RENAME_NOREPLACE
+		exchange  = unix.RENAME_EXCHANGE
 	)
 	if errno := checkName(name); errno != 0 {
 		return errno
@@ -288,133 +337,182 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 		return syscall.ENOENT
 	}
 	src := nodeOf(srcIn.Operations())
-	dstIn := np.GetChild(newName)
+	var dst *node
+	if dstIn := np.GetChild(newName); dstIn != nil {
+		dst = nodeOf(dstIn.Operations())
+	}
+	if flags&exchange != 0 && dst == nil {
+		return syscall.ENOENT
+	}
 	now := time.Now()
-
-	if flags&exchange != 0 {
-		if dstIn == nil {
-			return syscall.ENOENT
+	c := d.fsys.begin(&d.node, &np.node, src, dst)
+	defer c.end()
+	// The directories' new attributes; one set when d is np.
+	da := d.attrsLocked()
+	pa := &da
+	var npa attrs
+	if np != d {
+		npa = np.attrsLocked()
+		pa = &npa
+	}
+	sa := src.attrsLocked()
+	sa.ctime = now
+	commitApply := func(more func()) syscall.Errno {
+		c.inode(&d.node, &da)
+		if np != d {
+			c.inode(&np.node, pa)
 		}
-		dst := nodeOf(dstIn.Operations())
-		if errno := d.fsys.saveEntries(nil, []*Dir{d, np}, []string{name, newName}, []*node{dst, src}); errno != 0 {
+		c.inode(src, &sa)
+		if errno := c.commit(); errno != 0 {
 			return errno
 		}
-		if d != np && src.isDir() != dst.isDir() {
-			// A directory changes parent: move its ".." link.
-			if src.isDir() {
-				d.addLinks(-1, now)
-				np.addLinks(+1, now)
-			} else {
-				d.addLinks(+1, now)
-				np.addLinks(-1, now)
-			}
+		d.setAttrsLocked(&da)
+		if np != d {
+			np.setAttrsLocked(pa)
 		}
-		src.touchCtime(now)
-		dst.touchCtime(now)
-		d.changed(0, false, now)
-		np.changed(0, false, now)
+		src.setAttrsLocked(&sa)
+		more()
 		return 0
 	}
 
-	if dstIn != nil {
+	if flags&exchange != 0 {
+		c.entry(d, name, dst)
+		c.entry(np, newName, src)
+		ta := dst.attrsLocked()
+		ta.ctime = now
+		entriesChanged(&da, 0, false, now)
+		entriesChanged(pa, 0, false, now)
+		if d != np && src.isDir() != dst.isDir() {
+			// A directory changes parent: its ".." link moves.
+			if src.isDir() {
+				entriesChanged(&da, -1, true, now)
+				entriesChanged(pa, +1, true, now)
+			} else {
+				entriesChanged(&da, +1, true, now)
+				entriesChanged(pa, -1, true, now)
+			}
+		}
+		c.inode(dst, &ta)
+		return commitApply(func() { dst.setAttrsLocked(&ta) })
+	}
+
+	var drop linkDrop
+	if dst != nil {
 		if flags&noreplace != 0 {
 			return syscall.EEXIST
 		}
-		dst := nodeOf(dstIn.Operations())
 		switch {
 		case src.isDir() && !dst.isDir():
 			return syscall.ENOTDIR
 		case !src.isDir() && dst.isDir():
 			return syscall.EISDIR
 		case dst.isDir():
-			if dstIn.Operations().(*Dir).entries() > 0 {
+			if dst.Operations().(*Dir).nent > 0 {
 				return syscall.ENOTEMPTY
 			}
 		}
 	}
-	if errno := d.fsys.saveEntries(nil, []*Dir{d, np}, []string{name, newName}, []*node{nil, src}); errno != 0 {
-		return errno
-	}
-	if dstIn != nil {
-		dst := nodeOf(dstIn.Operations())
+	c.entry(d, name, nil)
+	c.entry(np, newName, src)
+	entriesChanged(&da, -1, src.isDir(), now)
+	entriesChanged(pa, +1, src.isDir(), now)
+	if dst != nil {
 		// The old entry goes away; the new one takes its place.
-		np.changed(-1, dst.isDir(), now)
-		if dst.isDir() {
-			d.fsys.dropDir(dstIn.Operations().(*Dir), now)
-		} else {
-			d.fsys.dropLink(dst, now)
-		}
+		entriesChanged(pa, -1, dst.isDir(), now)
+		drop = dst.dropLinkLocked(c, now)
 	}
-	d.changed(-1, src.isDir(), now)
-	np.changed(+1, src.isDir(), now)
-	src.touchCtime(now)
-	return 0
+	errno := commitApply(func() {
+		d.nent--
+		np.nent++
+		if dst != nil {
+			np.nent--
+			drop.apply()
+		}
+	})
+	if errno == 0 && dst != nil {
+		c.end()
+		drop.done(d.fsys)
+	}
+	return errno
 }
 
-// addLink adds a link to n. A file made with O_TMPFILE gets its first
-// link with its inode already counted; every further link counts as one
-// more inode, as on tmpfs.
-func (n *node) addLink(now time.Time) syscall.Errno {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.reclaimed {
-		return syscall.ENOENT
-	}
-	if n.nlink > 0 {
-		if errno := n.fsys.reserveInode(); errno != 0 {
-			return errno
-		}
-	}
-	n.nlink++
-	n.ctime = now
-	n.saveLocked()
-	return 0
+// A linkDrop is the removal of one link of a node by a change (unlink,
+// rmdir, rename over it): what the change records of the node, and what
+// it applies once committed.
+type linkDrop struct {
+	n     *node
+	a     attrs
+	gone  bool // no link and no open file is left: the node is reclaimed
+	extra bool // a link beyond the first, which counts as an inode
 }
 
-// dropLink removes one link of a non-directory and reclaims it when no
-// link and no open file is left.
-func (fsys *filesystem) dropLink(n *node, now time.Time) {
-	n.mu.Lock()
-	if n.nlink > 1 {
+// dropLinkLocked records in c that n loses a link at now (a directory:
+// its only one), and returns what to apply once c is committed.
+//
+// Preconditions: n is locked by c.
+func (n *node) dropLinkLocked(c *change, now time.Time) linkDrop {
+	l := linkDrop{n: n, a: n.attrsLocked()}
+	l.a.ctime = now
+	switch {
+	case n.isDir():
+		l.a.nlink = 0
+	case l.a.nlink > 0:
+		l.extra = l.a.nlink > 1
+		l.a.nlink--
+	}
+	l.gone = n.unusedLocked(l.a.nlink)
+	if l.gone {
+		c.free(n)
+	} else {
+		c.inode(n, &l.a)
+	}
+	return l
+}
+
+// apply applies a committed drop.
+//
+// Preconditions: l.n is locked by the change.
+func (l *linkDrop) apply() {
+	l.n.setAttrsLocked(&l.a)
+	if l.gone {
+		l.n.markReclaimedLocked()
+	}
+}
+
+// done gives back what the drop freed, once the change has ended.
+func (l *linkDrop) done(fsys *filesystem) {
+	if l.extra {
 		fsys.freeIno() // the inode itself goes when it is reclaimed
 	}
-	if n.nlink > 0 {
-		n.nlink--
+	if l.gone {
+		fsys.reclaim(l.n)
 	}
-	n.ctime = now
-	if n.nlink > 0 {
-		n.saveLocked()
-	}
-	n.mu.Unlock()
-	fsys.maybeReclaim(n)
 }
 
-// dropDir marks a removed directory dead and gives back its inode.
-func (fsys *filesystem) dropDir(sub *Dir, now time.Time) {
-	sub.mu.Lock()
-	sub.nlink = 0
-	sub.ctime = now
-	sub.mu.Unlock()
-	fsys.maybeReclaim(&sub.node)
+// unusedLocked reports whether n, with nlink links, is to be reclaimed: no
+// link, no open file, and not reclaimed already.
+//
+// Preconditions: n.mu is held.
+func (n *node) unusedLocked(nlink uint32) bool {
+	if n.reclaimed || nlink > 0 {
+		return false
+	}
+	f, ok := n.Operations().(*File)
+	return !ok || f.opens == 0
 }
 
-// maybeReclaim frees the inode and data of n once it has no link and is
-// not open.
-func (fsys *filesystem) maybeReclaim(n *node) {
-	var f *File
-	if ff, ok := n.Operations().(*File); ok {
-		f = ff
-	}
-	n.mu.Lock()
-	if n.reclaimed || n.nlink > 0 || (f != nil && f.opens > 0) {
-		n.mu.Unlock()
-		return
-	}
+// markReclaimedLocked marks n as reclaimed: its number and data are
+// given back (reclaim) once its change has ended.
+//
+// Preconditions: n.mu is held; the end of n is committed.
+func (n *node) markReclaimedLocked() {
 	n.reclaimed = true
 	n.xattr = nil
-	n.mu.Unlock()
-	fsys.saveFree(n.ino)
-	if f != nil {
+}
+
+// reclaim frees the data and the inode of n, marked reclaimed.
+func (fsys *filesystem) reclaim(n *node) {
+	if f, ok := n.Operations().(*File); ok {
 		if err := f.blob.Free(); err != nil {
 			fsys.log.Error("freeing the data of a removed file failed",
 				zap.Uint64("ino", n.ino), zap.Error(err))

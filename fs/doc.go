@@ -12,14 +12,38 @@
 //
 // # Locking
 //
-//	persist.quiesce      (read-held by every change; see persist.go)
-//	  node.mu            (attributes of one node; a leaf lock)
-//	    mapstore.Blob.mu (a File may call its blob with mu held)
-//	      mapstore.Store.mu
+//	persist.quiesce          (read-held by every request that changes the tree: changes.go)
+//	  node.mu                (several at once only through filesystem.begin, in ascending inode order)
+//	    mapstore.Blob's locks (a File calls its blob with mu held; see package mapstore)
+//	      mapstore.Store's locks
+//	    journal.Meta.mu      (a commit or a reservation; a leaf)
 //
-// A read's reply holds its blob's mu (read-held, by a mapstore.View) until
+// A read's reply holds its blob (read-held, by a mapstore.View) until
 // go-fuse has written it, after File.Read has returned: File.Read takes
 // the node's mu before the view, never while it holds one.
+//
+// go-fuse's own Inode locks are taken only inside go-fuse calls (GetChild,
+// Children, NewPersistentInode), never while a node.mu is held.
+//
+// # One request, one frame
+//
+// A request that changes metadata is a change (commit.go): it locks the
+// nodes it touches, computes their new attributes apart, records them and
+// the entries it changes, commits the records as one journal frame, and
+// applies the new state only once that commit succeeded. A commit that
+// fails is the request's errno (ENOSPC or EIO), and nothing has changed:
+// not the nodes, not go-fuse's tree (the bridge changes it only after a
+// node's method succeeds), not the kernel's caches. A change of file data
+// that cannot be taken back (truncate, punch, zero range) reserves journal
+// room before it is made, so that its commit cannot fail for want of space.
+//
+// # Adding an operation
+//
+// A new FUSE operation that can change anything a snapshot records gets
+// its wrapper in changes.go (which holds persist.quiesce), and its node
+// method is a change: begin, compute, record, commit, apply, end. One that
+// cannot is added to the reviewed read-only list in changes_test.go;
+// TestEveryChangeIsWrapped fails for an operation in neither.
 //
 // # Passthrough
 //
@@ -31,10 +55,4 @@
 // server looks (stat, fsync, close), and the blob serves the server's own
 // operations (truncate, fallocate, copy_file_range, lseek) with system
 // calls on the file. The last Release returns the blob.
-//
-// No method holds the mu of two nodes at once: an operation that changes
-// several nodes (rename, link, unlink) updates them one after another, and
-// the kernel's directory locks make the sequence atomic to other callers.
-// go-fuse's own Inode locks are taken only inside go-fuse calls (GetChild,
-// Children), never while a node.mu is held.
 package fs

@@ -176,19 +176,16 @@ func (f *File) mayLendLocked() bool {
 // no lock against compaction), it is saved at the next close or fsync, or
 // with the next snapshot.
 func (f *File) observe(save bool) syscall.Errno {
-	if save {
-		defer f.fsys.changing()()
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.observeLocked(save)
 }
 
-// observeLocked is observe with f.mu held (and with save, fsys.changing).
+// observeLocked is observe with f.mu held (and with save, in a request
+// that holds fsys.changing).
 func (f *File) observeLocked(save bool) syscall.Errno {
 	if save && f.unsaved && f.loans == 0 {
-		f.unsaved = false
-		return f.saveLocked()
+		return f.saveUnsavedLocked()
 	}
 	if f.loans == 0 {
 		return 0
@@ -225,9 +222,20 @@ func (f *File) observeLocked(save bool) syscall.Errno {
 	f.seen = now
 	f.unsaved = f.unsaved || changed
 	if save && f.unsaved {
-		f.unsaved = false
-		return f.saveLocked()
+		return f.saveUnsavedLocked()
 	}
+	return 0
+}
+
+// saveUnsavedLocked commits what observe took into the node: the times and
+// size the kernel gave the lent store file.
+//
+// Preconditions: f.mu is held.
+func (f *File) saveUnsavedLocked() syscall.Errno {
+	if errno := f.saveLocked(); errno != 0 {
+		return errno
+	}
+	f.unsaved = false
 	return 0
 }
 
@@ -242,29 +250,46 @@ func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	return fh, fuseFlags, 0
 }
 
-// Release implements gofs.NodeReleaser.
+// Release implements gofs.NodeReleaser. The last release of a file with
+// no link left reclaims it.
 func (f *File) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if h, ok := fh.(*handle); ok && h.lent {
-		done := f.fsys.changing()
-		f.mu.Lock()
-		f.observeLocked(true)
+	h, _ := fh.(*handle)
+	c := f.fsys.begin(&f.node)
+	if h != nil && h.lent {
+		f.observeLocked(false)
 		f.loans--
 		if err := f.blob.Return(); err != nil {
 			f.fsys.log.Error("passthrough: taking back a store file", zap.Uint64("ino", f.ino), zap.Error(err))
 		}
-		f.mu.Unlock()
-		done()
-		if h.ownFD {
-			unix.Close(h.fd)
-		}
 	}
-	f.mu.Lock()
-	if h, ok := fh.(*handle); ok && h.cached {
+	if h != nil && h.cached {
 		f.cached--
 	}
 	f.opens--
-	f.mu.Unlock()
-	f.fsys.maybeReclaim(&f.node)
+	gone := f.unusedLocked(f.nlink)
+	save := !gone && f.unsaved && f.loans == 0
+	if gone {
+		c.free(&f.node)
+	} else if save {
+		a := f.attrsLocked()
+		c.inode(&f.node, &a)
+	}
+	// A failure is logged by commit; a close cannot fail. Unsaved times
+	// stay unsaved, and a file whose end is not recorded is reclaimed at
+	// the next mount, as one unlinked while open.
+	if errno := c.commit(); errno == 0 && save {
+		f.unsaved = false
+	}
+	if gone {
+		f.markReclaimedLocked()
+	}
+	c.end()
+	if gone {
+		f.fsys.reclaim(&f.node)
+	}
+	if h != nil && h.lent && h.ownFD {
+		unix.Close(h.fd)
+	}
 	return 0
 }
 
@@ -364,7 +389,7 @@ func (n *node) atimeDueLocked(now time.Time) bool {
 func (f *File) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.blob.WriteAt(data, off)
 	if n > 0 {
-		if errno := f.touchData(); errno != 0 {
+		if errno := f.touchData(nil); errno != 0 {
 			return 0, errno
 		}
 	}
@@ -392,40 +417,97 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 		}
 	}
 	if done > 0 {
-		if errno := f.touchData(); errno != 0 {
+		if errno := f.touchData(nil); errno != 0 {
 			return 0, errno
 		}
 	}
 	return uint32(done), 0
 }
 
-// touchData records a change of the data made by the server. While the
-// store file is lent, the file's own times changed too: they count as
-// seen, so that observe does not take them over times set later.
-func (f *File) touchData() syscall.Errno {
+// touchData commits a change of the data made by the server: the new size
+// and mtime and ctime, in one frame. If the commit fails, undo (if any)
+// takes back what it can of the change, and nothing else is applied.
+// While the store file is lent, the file's own times changed too: they
+// count as seen, so that observe does not take them over times set later.
+func (f *File) touchData(undo func()) syscall.Errno {
+	c := f.fsys.begin(&f.node)
+	defer c.end()
+	return f.commitDataLocked(c, undo)
+}
+
+// changeData makes a change of the data that cannot be taken back
+// (truncate, punch, zero range) with op, and commits it as touchData does.
+// Journal room is reserved before op runs, so the commit cannot then fail
+// for want of space: a full store fails the request before op. op runs
+// with f.mu held and returns how to undo what it can (or nil).
+func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.Errno {
+	c := f.fsys.begin(&f.node)
+	defer c.end()
+	if errno := c.reserve(); errno != 0 {
+		return errno
+	}
+	undo, errno := op()
+	if errno != 0 {
+		return errno
+	}
+	return f.commitDataLocked(c, undo)
+}
+
+// commitDataLocked is the commit of touchData and changeData.
+//
+// Preconditions: f is locked by c.
+func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
 	now := time.Now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.loans > 0 {
 		f.observeLocked(false)
 		if st, ok, err := f.blob.FileStat(); ok && err == nil {
 			f.seen = timesOf(&st)
 		}
 	}
-	f.mtime, f.ctime = now, now
+	a := f.attrsLocked()
+	a.mtime, a.ctime = now, now
+	c.inode(&f.node, &a)
+	if errno := c.commit(); errno != 0 {
+		if undo != nil {
+			undo()
+		}
+		return errno
+	}
+	f.setAttrsLocked(&a)
 	f.unsaved = false
-	return f.saveLocked()
+	return 0
 }
 
-// truncate sets the size, as truncate(2) and O_TRUNC do.
+// resize sets the blob's size, and returns how to take that back if the
+// change it is part of cannot be committed: a file made longer is cut
+// back (what it gained was a hole).
+func (f *File) resize(size int64) (undo func(), errno syscall.Errno) {
+	old := f.blob.Size()
+	if err := f.blob.Truncate(size); err != nil {
+		return nil, toErrno(f.fsys.log, "truncate", err)
+	}
+	return f.cutBack(old), 0
+}
+
+// cutBack returns a function that cuts the blob back to old bytes if it
+// has grown past them, or nil if it has not.
+func (f *File) cutBack(old int64) func() {
+	if f.blob.Size() <= old {
+		return nil
+	}
+	return func() {
+		if err := f.blob.Truncate(old); err != nil {
+			f.fsys.log.Error("cutting a file back after a failed change", zap.Uint64("ino", f.ino), zap.Error(err))
+		}
+	}
+}
+
+// truncate sets the size, as O_TRUNC does.
 func (f *File) truncate(size uint64) syscall.Errno {
 	if size > math.MaxInt64 {
 		return syscall.EFBIG
 	}
-	if err := f.blob.Truncate(int64(size)); err != nil {
-		return toErrno(f.fsys.log, "truncate", err)
-	}
-	return f.touchData()
+	return f.changeData(func() (func(), syscall.Errno) { return f.resize(int64(size)) })
 }
 
 // Lseek implements gofs.NodeLseeker for SEEK_DATA and SEEK_HOLE; the
@@ -457,36 +539,33 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 		return syscall.EFBIG
 	}
 	keep := mode&unix.FALLOC_FL_KEEP_SIZE != 0
-	var err error
+	var op func() error
 	switch mode &^ unix.FALLOC_FL_KEEP_SIZE {
 	case 0:
-		err = f.blob.Allocate(int64(off), int64(size), keep)
-		if err == nil {
-			if errno := f.touchData(); errno != 0 {
-				return errno
-			}
+		// Nothing is lost if the commit fails: the pages stay
+		// reserved, and a size it grew is cut back.
+		old := f.blob.Size()
+		if err := f.blob.Allocate(int64(off), int64(size), keep); err != nil {
+			return toErrno(f.fsys.log, "fallocate", err)
 		}
+		return f.touchData(f.cutBack(old))
 	case unix.FALLOC_FL_PUNCH_HOLE:
 		if !keep {
 			return syscall.EOPNOTSUPP
 		}
-		err = f.blob.PunchHole(int64(off), int64(size))
-		if err == nil {
-			if errno := f.touchData(); errno != 0 {
-				return errno
-			}
-		}
+		op = func() error { return f.blob.PunchHole(int64(off), int64(size)) }
 	case unix.FALLOC_FL_ZERO_RANGE:
-		err = f.blob.ZeroRange(int64(off), int64(size), keep)
-		if err == nil {
-			if errno := f.touchData(); errno != 0 {
-				return errno
-			}
-		}
+		op = func() error { return f.blob.ZeroRange(int64(off), int64(size), keep) }
 	default:
 		return syscall.EOPNOTSUPP
 	}
-	return toErrno(f.fsys.log, "fallocate", err)
+	return f.changeData(func() (func(), syscall.Errno) {
+		old := f.blob.Size()
+		if err := op(); err != nil {
+			return nil, toErrno(f.fsys.log, "fallocate", err)
+		}
+		return f.cutBack(old), 0
+	})
 }
 
 // CopyFileRange implements gofs.NodeCopyFileRanger: the copy is made
@@ -506,9 +585,12 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	if length > 1<<30 {
 		length = 1 << 30
 	}
+	old := dst.blob.Size()
 	n, err := dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
 	if n > 0 {
-		dst.touchData()
+		if errno := dst.touchData(dst.cutBack(old)); errno != 0 {
+			return 0, errno
+		}
 		if f.touchAtime() {
 			// The kernel refreshes the destination's attributes after
 			// a copy but not the source's: tell it atime changed.

@@ -21,6 +21,8 @@ import (
 // (OPEN_KILL_SUIDGID), truncates and every chown of a non-directory
 // (FATTR_KILL_SUIDGID).
 
+// kill drops the privileges of the file of h, as a SETATTR with
+// FATTR_KILL_SUIDGID would.
 func (k *wireFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
 	in := fuse.SetAttrIn{}
 	in.InHeader = *h
@@ -29,56 +31,20 @@ func (k *wireFS) kill(cancel <-chan struct{}, h *fuse.InHeader) {
 	k.RawFileSystem.SetAttr(cancel, &in, &out)
 }
 
-// Write implements fuse.RawFileSystem.
-func (k *wireFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
-	defer k.fsys.changing()()
-	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
-		k.kill(cancel, &in.InHeader)
-	}
-	return k.RawFileSystem.Write(cancel, in, data)
-}
-
-// Writev implements fuse.RawFileSystem; go-fuse tries it before Write.
-func (k *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
-	defer k.fsys.changing()()
-	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
-		k.kill(cancel, &in.InHeader)
-	}
-	return k.RawFileSystem.Writev(cancel, in, data)
-}
-
-// Open implements fuse.RawFileSystem.
-func (k *wireFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	defer k.fsys.changing()()
-	defer k.fsys.serveOpen(cancel)()
-	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
-		k.kill(cancel, &in.InHeader)
-	}
-	return k.RawFileSystem.Open(cancel, in, out)
-}
-
-// killPrivLocked drops set-id bits and the file capability of a
-// non-directory for a change made by caller, and reports whether anything
-// changed.
+// killPrivLocked drops, in a, the set-id bits of a non-directory n for a
+// change made by caller, and reports whether n's file capability is to be
+// removed too.
 //
 // Preconditions: n.mu is held.
-func (n *node) killPrivLocked(caller *fuse.Caller) bool {
+func (n *node) killPrivLocked(a *attrs, caller *fuse.Caller) (dropCap bool) {
 	if n.isDir() {
 		return false
 	}
-	changed := false
-	if n.mode&syscall.S_ISUID != 0 {
-		n.mode &^= syscall.S_ISUID
-		changed = true
+	a.mode &^= syscall.S_ISUID
+	if a.mode&syscall.S_ISGID != 0 &&
+		(a.mode&syscall.S_IXGRP != 0 || (caller.Uid != 0 && caller.Gid != a.gid)) {
+		a.mode &^= syscall.S_ISGID
 	}
-	if n.mode&syscall.S_ISGID != 0 &&
-		(n.mode&syscall.S_IXGRP != 0 || (caller.Uid != 0 && caller.Gid != n.gid)) {
-		n.mode &^= syscall.S_ISGID
-		changed = true
-	}
-	if _, ok := n.xattr["security.capability"]; ok {
-		delete(n.xattr, "security.capability")
-		changed = true
-	}
-	return changed
+	_, hasCap := n.xattr["security.capability"]
+	return hasCap
 }

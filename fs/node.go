@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"math"
 	"sync"
 	"syscall"
 	"time"
@@ -126,76 +127,112 @@ func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 }
 
 // Setattr implements gofs.NodeSetattrer: chmod, chown, truncate and
-// utimensat. Permission checks are the kernel's (default_permissions).
+// utimensat, as one change. Permission checks are the kernel's
+// (default_permissions).
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if size, ok := in.GetSize(); ok {
-		f, isFile := n.Operations().(*File)
-		if !isFile {
-			if n.isDir() {
-				return syscall.EISDIR
-			}
+	size, resize := in.GetSize()
+	f, isFile := n.Operations().(*File)
+	if resize {
+		switch {
+		case n.isDir():
+			return syscall.EISDIR
+		case !isFile:
 			return syscall.EINVAL
-		}
-		if errno := f.truncate(size); errno != 0 {
-			return errno
+		case size > math.MaxInt64:
+			return syscall.EFBIG
 		}
 	}
 	// One instant for every time set here: utimensat(UTIME_NOW, UTIME_NOW)
 	// makes atime, mtime and ctime equal, as on tmpfs.
 	now := time.Now()
-	n.mu.Lock()
-	_, hadCap := n.xattr["security.capability"]
-	changed := false
+	c := n.fsys.begin(n)
+	defer c.end()
+	if resize {
+		// A file cut short cannot get its data back if the commit
+		// then failed.
+		if errno := c.reserve(); errno != 0 {
+			return errno
+		}
+	}
+	if isFile && f.loans > 0 {
+		f.observeLocked(false)
+	}
+	a := n.attrsLocked()
+	changed, dropCap := false, false
 	// The kernel asks to drop privileges with FATTR_KILL_SUIDGID, or,
 	// from its own file_remove_privs and from chown(f, -1, -1), with a
 	// SETATTR that sets nothing at all.
 	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 || in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
 		// Before the new owner is set: the group rule is about the
 		// group the caller wrote to.
-		n.killPrivLocked(callerOf(ctx))
+		dropCap = n.killPrivLocked(&a, callerOf(ctx))
 		changed = true
 	}
 	if mode, ok := in.GetMode(); ok {
-		n.mode = n.mode&syscall.S_IFMT | mode&07777
+		a.mode = a.mode&syscall.S_IFMT | mode&07777
 		changed = true
 	}
 	if uid, ok := in.GetUID(); ok {
-		n.uid = uid
+		a.uid = uid
 		changed = true
 	}
 	if gid, ok := in.GetGID(); ok {
-		n.gid = gid
+		a.gid = gid
 		changed = true
 	}
+	if resize {
+		a.mtime, a.ctime = now, now
+	}
 	if in.Valid&fuse.FATTR_ATIME != 0 {
-		n.atime = now
+		a.atime = now
 		if in.Valid&fuse.FATTR_ATIME_NOW == 0 {
-			n.atime = time.Unix(int64(in.Atime), int64(in.Atimensec))
+			a.atime = time.Unix(int64(in.Atime), int64(in.Atimensec))
 		}
 		changed = true
 	}
 	if in.Valid&fuse.FATTR_MTIME != 0 {
-		n.mtime = now
+		a.mtime = now
 		if in.Valid&fuse.FATTR_MTIME_NOW == 0 {
-			n.mtime = time.Unix(int64(in.Mtime), int64(in.Mtimensec))
+			a.mtime = time.Unix(int64(in.Mtime), int64(in.Mtimensec))
 		}
 		changed = true
 	}
 	if ctime, ok := in.GetCTime(); ok {
-		n.ctime = ctime
+		a.ctime = ctime
 	} else if changed {
-		n.ctime = now
+		a.ctime = now
 	}
-	var errno syscall.Errno
-	if _, hasCap := n.xattr["security.capability"]; hadCap && !hasCap {
-		errno = n.saveXattrLocked("security.capability", nil, false)
-	} else {
-		errno = n.saveLocked()
+	var undo func()
+	if resize {
+		var errno syscall.Errno
+		if undo, errno = f.resize(int64(size)); errno != 0 {
+			return errno
+		}
+		if f.loans > 0 {
+			// The store file's times changed with it.
+			if st, ok, err := f.blob.FileStat(); ok && err == nil {
+				f.seen = timesOf(&st)
+			}
+		}
 	}
-	n.mu.Unlock()
-	if errno != 0 {
+	if dropCap {
+		c.xattr(n, "security.capability", nil, false)
+	}
+	c.inode(n, &a)
+	if errno := c.commit(); errno != 0 {
+		if undo != nil {
+			undo()
+		}
 		return errno
 	}
+	n.setAttrsLocked(&a)
+	if dropCap {
+		delete(n.xattr, "security.capability")
+	}
+	if isFile {
+		f.unsaved = false
+	}
+	c.end()
 	n.attr(&out.Attr)
 	return 0
 }
@@ -205,24 +242,6 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	n.fsys.statfs(out)
 	return 0
-}
-
-// touchCtime records a change of the inode (link count, name, xattrs).
-func (n *node) touchCtime(now time.Time) {
-	n.mu.Lock()
-	n.ctime = now
-	n.saveLocked()
-	n.mu.Unlock()
-}
-
-// addLinks changes the link count by d and returns the new count.
-func (n *node) addLinks(d int, now time.Time) uint32 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.nlink = uint32(int(n.nlink) + d)
-	n.ctime = now
-	n.saveLocked()
-	return n.nlink
 }
 
 func (n *node) isDir() bool { return n.typ == syscall.S_IFDIR }

@@ -66,8 +66,8 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if flags&^(unix.XATTR_CREATE|unix.XATTR_REPLACE) != 0 {
 		return syscall.EINVAL
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	c := n.fsys.begin(n)
+	defer c.end()
 	_, exists := n.xattr[attr]
 	switch {
 	case flags&unix.XATTR_CREATE != 0 && exists:
@@ -75,12 +75,20 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	case flags&unix.XATTR_REPLACE != 0 && !exists:
 		return syscall.ENODATA
 	}
+	value := append([]byte(nil), data...)
+	a := n.attrsLocked()
+	a.ctime = time.Now()
+	c.xattr(n, attr, value, true)
+	c.inode(n, &a)
+	if errno := c.commit(); errno != 0 {
+		return errno
+	}
 	if n.xattr == nil {
 		n.xattr = make(map[string][]byte)
 	}
-	n.xattr[attr] = append([]byte(nil), data...)
-	n.ctime = time.Now()
-	return n.saveXattrLocked(attr, n.xattr[attr], true)
+	n.xattr[attr] = value
+	n.setAttrsLocked(&a)
+	return 0
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
@@ -88,14 +96,21 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if errno := checkXattrName(attr); errno != 0 {
 		return errno
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	c := n.fsys.begin(n)
+	defer c.end()
 	if _, ok := n.xattr[attr]; !ok {
 		return syscall.ENODATA
 	}
+	a := n.attrsLocked()
+	a.ctime = time.Now()
+	c.xattr(n, attr, nil, false)
+	c.inode(n, &a)
+	if errno := c.commit(); errno != 0 {
+		return errno
+	}
 	delete(n.xattr, attr)
-	n.ctime = time.Now()
-	return n.saveXattrLocked(attr, nil, false)
+	n.setAttrsLocked(&a)
+	return 0
 }
 
 // Listxattr implements gofs.NodeListxattrer: names NUL-terminated. Names

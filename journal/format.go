@@ -112,8 +112,9 @@ func parseHeader(h []byte) (kind uint32, gen uint64, err error) {
 
 // Batch is the records of one frame being built.
 type Batch struct {
-	buf []byte // frameHead bytes of room, then the records
-	n   int    // records
+	buf      []byte // frameHead bytes of room, then the records
+	n        int    // records
+	reserved bool   // journal room is reserved for it (Meta.Reserve)
 }
 
 // Reset empties the batch for reuse.

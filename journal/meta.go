@@ -84,6 +84,7 @@ type Meta struct {
 	dirSync  bool   // Protected by mu: meta/ needs an fsync.
 	err      error  // Protected by mu: a failure that stops all commits.
 	snapSize int64  // Protected by mu: bytes of the last snapshot.
+	reserved int64  // Protected by mu: room kept for reserved batches (reserve.go).
 }
 
 // Open opens the store in dir, creating it if it does not exist, takes its
@@ -525,6 +526,7 @@ func decodeFrames(data []byte, off int, seq uint64, fn func(*record)) (valid, fr
 // the end of this process; Sync makes it survive a power loss.
 func (m *Meta) Commit(b *Batch) error {
 	if b.n == 0 {
+		m.Unreserve(b)
 		return nil
 	}
 	m.mu.Lock()
@@ -535,11 +537,17 @@ func (m *Meta) Commit(b *Batch) error {
 	if m.f == nil {
 		return errors.New("journal: closed")
 	}
+	if b.reserved {
+		// The room kept for b is its own: what is left to keep is the
+		// others'.
+		m.reserved -= ReserveBytes
+		b.reserved = false
+	}
 	if b.Bytes() > maxFrame {
 		return fmt.Errorf("journal: a change of %d bytes is larger than a frame may be (%d)", b.Bytes(), maxFrame)
 	}
 	p := b.frame(m.seq)
-	if err := m.f.write(p, m.off); err != nil {
+	if err := m.f.write(p, m.off, m.reserved); err != nil {
 		// Nothing counts as written: the next frame goes at the same
 		// place, over whatever part of this one got there.
 		return fmt.Errorf("journal: %w", err)
@@ -629,6 +637,12 @@ func (m *Meta) BeginCompact() (*Snapshot, error) {
 	if m.err != nil || m.f == nil {
 		m.compacting.Store(false)
 		return nil, errors.Join(m.err, errors.New("journal: closed"))
+	}
+	if m.reserved > 0 {
+		// A new journal would have to hold the room reserved in
+		// this one: compact once no request holds any.
+		m.compacting.Store(false)
+		return nil, nil
 	}
 	// The old journal must be durable before anything of the new one
 	// can be: a fsync of the new one covers only the new one.
@@ -853,15 +867,22 @@ type jfile struct {
 	mem  []byte // mapping of the file's first len(mem) bytes
 }
 
-// write copies p into the journal at off, making room first.
-func (j *jfile) write(p []byte, off int64) error {
+// write copies p into the journal at off, making room first for it and
+// keep bytes more (the room reserved).
+func (j *jfile) write(p []byte, off, keep int64) error {
 	end := off + int64(len(p))
-	if end > int64(len(j.mem)) {
-		if err := j.grow(end); err != nil {
-			return err
-		}
+	if err := j.ensure(end + keep); err != nil {
+		return err
 	}
 	return copyGuarded(j.mem[off:end], p)
+}
+
+// ensure makes the journal's first need bytes allocated and mapped.
+func (j *jfile) ensure(need int64) error {
+	if need <= int64(len(j.mem)) {
+		return nil
+	}
+	return j.grow(need)
 }
 
 // grow allocates and maps the journal up to at least need bytes.
@@ -872,6 +893,9 @@ func (j *jfile) grow(need int64) error {
 		err := unix.Fallocate(fd, 0, j.size, size-j.size)
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			err = unix.Ftruncate(fd, size) // no way to reserve: sparse
+		}
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			return fmt.Errorf("allocate journal space: %w: %w", ErrNoSpace, err)
 		}
 		if err != nil {
 			return fmt.Errorf("allocate journal space: %w", err)

@@ -1,0 +1,153 @@
+package fs
+
+import (
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Every request that changes the tree, or commits to the journal, comes
+// through here. With a store, each holds the quiesce lock for reading
+// while go-fuse's bridge and the node serve it, so that compaction never
+// sees a change half made (commit.go); the bridge changes its own tree of
+// Inodes after the node's method returns, so the lock is taken here, around
+// the bridge, not in the nodes. Requests served inside these (the kill of
+// privileges, the whiteout's mknod) call RawFileSystem directly and do not
+// take it again.
+//
+// Adding a FUSE operation: if it can change anything a snapshot records
+// (names, attributes, xattrs, sizes, the end of an inode), add its wrapper
+// here, starting with `defer w.fsys.changing()()`; if it cannot, add it to
+// the reviewed list of read-only operations in changes_test.go. That test
+// fails for an operation of fuse.RawFileSystem that is in neither.
+
+// Create implements fuse.RawFileSystem.
+func (w *wireFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	defer w.fsys.changing()()
+	defer w.fsys.serveOpen(cancel)()
+	return w.RawFileSystem.Create(cancel, in, name, out)
+}
+
+// Tmpfile implements fuse.RawFileSystem.
+func (w *wireFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	defer w.fsys.changing()()
+	defer w.fsys.serveOpen(cancel)()
+	return w.RawFileSystem.Tmpfile(cancel, in, out)
+}
+
+// Open implements fuse.RawFileSystem: O_TRUNC, and privileges dropped
+// (killpriv.go).
+func (w *wireFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	defer w.fsys.changing()()
+	defer w.fsys.serveOpen(cancel)()
+	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
+		w.kill(cancel, &in.InHeader)
+	}
+	return w.RawFileSystem.Open(cancel, in, out)
+}
+
+// Release implements fuse.RawFileSystem: the last release of an unlinked
+// file ends it.
+func (w *wireFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	defer w.fsys.changing()()
+	w.RawFileSystem.Release(cancel, in)
+}
+
+// Mknod implements fuse.RawFileSystem.
+func (w *wireFS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Mknod(cancel, in, name, out)
+}
+
+// Mkdir implements fuse.RawFileSystem.
+func (w *wireFS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Mkdir(cancel, in, name, out)
+}
+
+// Symlink implements fuse.RawFileSystem.
+func (w *wireFS) Symlink(cancel <-chan struct{}, header *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Symlink(cancel, header, target, name, out)
+}
+
+// Link implements fuse.RawFileSystem.
+func (w *wireFS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Link(cancel, in, name, out)
+}
+
+// Unlink implements fuse.RawFileSystem.
+func (w *wireFS) Unlink(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Unlink(cancel, header, name)
+}
+
+// Rmdir implements fuse.RawFileSystem.
+func (w *wireFS) Rmdir(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Rmdir(cancel, header, name)
+}
+
+// Rename implements fuse.RawFileSystem, with RENAME_WHITEOUT (wire.go).
+func (w *wireFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	defer w.fsys.changing()()
+	if in.Flags&unix.RENAME_WHITEOUT != 0 {
+		return w.whiteoutRename(cancel, in, oldName, newName)
+	}
+	return w.RawFileSystem.Rename(cancel, in, oldName, newName)
+}
+
+// SetAttr implements fuse.RawFileSystem.
+func (w *wireFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.SetAttr(cancel, in, out)
+}
+
+// SetXAttr implements fuse.RawFileSystem.
+func (w *wireFS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.SetXAttr(cancel, in, attr, data)
+}
+
+// RemoveXAttr implements fuse.RawFileSystem.
+func (w *wireFS) RemoveXAttr(cancel <-chan struct{}, header *fuse.InHeader, attr string) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.RemoveXAttr(cancel, header, attr)
+}
+
+// Write implements fuse.RawFileSystem: privileges dropped (killpriv.go).
+func (w *wireFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	defer w.fsys.changing()()
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
+		w.kill(cancel, &in.InHeader)
+	}
+	return w.RawFileSystem.Write(cancel, in, data)
+}
+
+// Writev implements fuse.RawFileSystem; go-fuse tries it before Write.
+func (w *wireFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	defer w.fsys.changing()()
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
+		w.kill(cancel, &in.InHeader)
+	}
+	return w.RawFileSystem.Writev(cancel, in, data)
+}
+
+// Fallocate implements fuse.RawFileSystem.
+func (w *wireFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Fallocate(cancel, in)
+}
+
+// CopyFileRange implements fuse.RawFileSystem.
+func (w *wireFS) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.CopyFileRange(cancel, in)
+}
+
+// Fsync implements fuse.RawFileSystem: what the kernel wrote to a lent
+// store file is committed.
+func (w *wireFS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
+	defer w.fsys.changing()()
+	return w.RawFileSystem.Fsync(cancel, in)
+}

@@ -1,0 +1,243 @@
+package tests
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPersistStoreFull: on a persistent store whose filesystem is full,
+// so that the metadata journal cannot grow, every metadata operation either
+// succeeds, and then survives a SIGKILL of the server, or fails with
+// ENOSPC and leaves the tree exactly as it was: in the live mount, and
+// after the kill and a new mount.
+func TestPersistStoreFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs for the store")
+	}
+	pstSetup(t)
+	storeFS := t.TempDir()
+	noErr(t, unix.Mount("tmpfs", storeFS, "tmpfs", 0, "size=8m,mode=0700"), "mount the store's tmpfs")
+	t.Cleanup(func() { unix.Unmount(storeFS, unix.MNT_DETACH) }) // after the mount's cleanup
+	store := filepath.Join(storeFS, "store")
+	noErr(t, os.Mkdir(store, 0o700), "mkdir store")
+	mnt := binMountpoint(t)
+	j := func(rel string) string { return filepath.Join(mnt, rel) }
+	p := pstMount(t, store, mnt, false)
+
+	// The tree the operations work on.
+	for _, d := range []string{"d1", "d2", "empty", "empty2", "sub", "sub/inner"} {
+		noErr(t, os.Mkdir(j(d), 0o755), "mkdir %s", d)
+	}
+	for i, f := range []string{"f", "g", "victim", "linked", "a", "b", "sub/x", "long", "punch", "zero", "keep", "trunc"} {
+		pstWriteAt(t, j(f), 0, modelBytes(uint32(i+1), 40<<10))
+	}
+	noErr(t, os.Symlink("f", j("sym")), "symlink")
+	noErr(t, unix.Setxattr(j("f"), "user.old", []byte("value"), 0), "setxattr")
+	noErr(t, unix.Setxattr(j("d1"), "user.dir", []byte("v"), 0), "setxattr")
+
+	// Fill the store's filesystem, then use up what the journal has
+	// allocated ahead, with changes of no consequence, until a commit
+	// fails.
+	fill, err := os.Create(filepath.Join(storeFS, "filler"))
+	noErr(t, err, "create filler")
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := fill.Write(chunk); err != nil {
+			wantErrno(t, err, unix.ENOSPC, "filling the store's tmpfs")
+			break
+		}
+	}
+	fill.Close()
+	full := false
+	for i := 0; i < 200000; i++ {
+		err := unix.Chmod(j("keep"), uint32(0o600+i%2))
+		if errors.Is(err, unix.ENOSPC) {
+			full = true
+			break
+		}
+		noErr(t, err, "chmod to fill the journal")
+	}
+	if !full {
+		t.Fatalf("the journal never filled up")
+	}
+	want := fullSnap(t, mnt)
+
+	ts := []unix.Timespec{{Sec: 1500000000, Nsec: 1}, {Sec: 1600000000, Nsec: 2}}
+	ops := []struct {
+		name string
+		do   func() error
+	}{
+		{"mkdir", func() error { return unix.Mkdir(j("newdir"), 0o700) }},
+		{"mknod", func() error { return unix.Mknod(j("fifo"), unix.S_IFIFO|0o600, 0) }},
+		{"create", func() error {
+			fd, err := unix.Open(j("new"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		{"symlink", func() error { return unix.Symlink("target", j("newsym")) }},
+		{"link", func() error { return unix.Link(j("linked"), j("d1/hard")) }},
+		{"unlink", func() error { return unix.Unlink(j("victim")) }},
+		{"rmdir", func() error { return unix.Rmdir(j("empty")) }},
+		{"rename", func() error { return unix.Rename(j("a"), j("d2/a")) }},
+		{"rename over", func() error { return unix.Rename(j("b"), j("g")) }},
+		{"rename dir over dir", func() error { return unix.Rename(j("empty2"), j("d2/empty2")) }},
+		{"rename noreplace", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("sub/x"), unix.AT_FDCWD, j("d1/x"), unix.RENAME_NOREPLACE)
+		}},
+		{"rename exchange", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("sub"), unix.AT_FDCWD, j("f"), unix.RENAME_EXCHANGE)
+		}},
+		{"rename whiteout", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("long"), unix.AT_FDCWD, j("d1/long"), unix.RENAME_WHITEOUT)
+		}},
+		{"chmod", func() error { return unix.Chmod(j("d1"), 0o700) }},
+		{"chown", func() error { return unix.Lchown(j("d2"), 1234, 5678) }},
+		{"utimensat", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, j("d2"), ts, 0) }},
+		{"truncate down", func() error { return unix.Truncate(j("trunc"), 10<<10) }},
+		{"truncate up", func() error { return unix.Truncate(j("keep"), 1<<20) }},
+		{"setxattr", func() error { return unix.Setxattr(j("d1"), "user.new", []byte("x"), 0) }},
+		{"replace xattr", func() error { return unix.Setxattr(j("d1"), "user.dir", []byte("w"), unix.XATTR_REPLACE) }},
+		{"removexattr", func() error { return unix.Removexattr(j("d1"), "user.dir") }},
+		{"fallocate", func() error { return fallocatePath(j("keep"), 0, 0, 8<<10) }},
+		{"fallocate keep size", func() error { return fallocatePath(j("keep"), unix.FALLOC_FL_KEEP_SIZE, 0, 4<<10) }},
+		{"punch hole", func() error {
+			return fallocatePath(j("punch"), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 4<<10, 8<<10)
+		}},
+		{"zero range", func() error { return fallocatePath(j("zero"), unix.FALLOC_FL_ZERO_RANGE, 4<<10, 8<<10) }},
+	}
+	// On the full store, each either fails with ENOSPC and changes
+	// nothing, or succeeds.
+	failed := 0
+	for _, op := range ops {
+		err := op.do()
+		got := fullSnap(t, mnt)
+		switch {
+		case err == nil:
+			want = got
+		case errors.Is(err, unix.ENOSPC):
+			failed++
+			if d := fullSnapDiff(want, got); d != "" {
+				t.Errorf("%s failed with ENOSPC but changed the tree:\n%s", op.name, d)
+				want = got
+			}
+		default:
+			t.Errorf("%s: %v, want success or ENOSPC", op.name, err)
+			want = got
+		}
+	}
+	t.Logf("on the full store, %d of %d operations failed with ENOSPC", failed, len(ops))
+	if failed < len(ops)/2 {
+		t.Errorf("only %d of %d operations failed on a full store: the test did not fill it", failed, len(ops))
+	}
+
+	// Once there is room again, the same operations succeed; what they
+	// did must survive the kill below.
+	noErr(t, os.Remove(filepath.Join(storeFS, "filler")), "remove filler")
+	for _, op := range ops {
+		if err := op.do(); err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOENT) {
+			t.Errorf("%s with room in the store: %v", op.name, err)
+		}
+	}
+	want = fullSnap(t, mnt)
+
+	// Nothing a failed request did, and all that a successful one did,
+	// is there after a SIGKILL and a new mount.
+	pstKill(t, p, mnt)
+	p = pstMount(t, store, mnt, false)
+	if d := fullSnapDiff(want, fullSnap(t, mnt)); d != "" {
+		t.Errorf("after SIGKILL and a new mount:\n%s", d)
+	}
+	pstUnmount(t, p, mnt)
+	pstRequireFsckClean(t, store)
+}
+
+// fallocatePath calls fallocate on the file at path.
+func fallocatePath(path string, mode uint32, off, n int64) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fallocate(fd, mode, off, n)
+}
+
+// fullSnap describes the tree under root by what a request may change:
+// names, inode numbers, types and modes, owners, sizes, link counts,
+// mtimes and ctimes, contents, symlink targets and xattrs. It changes
+// nothing in the tree (atimes are left out: reading changes them).
+func fullSnap(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		s := fmt.Sprintf("ino=%d mode=%o uid=%d gid=%d size=%d nlink=%d rdev=%d mtime=%d.%09d ctime=%d.%09d",
+			st.Ino, st.Mode, st.Uid, st.Gid, st.Size, st.Nlink, st.Rdev, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s += fmt.Sprintf(" data=%x", sha256.Sum256(b))
+		case unix.S_IFLNK:
+			tg, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			s += " target=" + tg
+		}
+		x, err := pstXattrs(p)
+		if err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			s += fmt.Sprintf(" %s=%q", k, x[k])
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = s
+		return nil
+	})
+	noErr(t, err, "walk %s", root)
+	return out
+}
+
+// fullSnapDiff describes how b differs from a, or returns "".
+func fullSnapDiff(a, b map[string]string) string {
+	var d []string
+	for k, v := range a {
+		switch w, ok := b[k]; {
+		case !ok:
+			d = append(d, fmt.Sprintf("  %s: gone (was %s)", k, v))
+		case v != w:
+			d = append(d, fmt.Sprintf("  %s:\n    was %s\n    now %s", k, v, w))
+		}
+	}
+	for k, w := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, fmt.Sprintf("  %s: appeared (%s)", k, w))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "\n")
+}
