@@ -317,6 +317,7 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	const (
 		noreplace = unix.RENAME_NOREPLACE
 		exchange  = unix.RENAME_EXCHANGE
+		whiteout  = unix.RENAME_WHITEOUT
 	)
 	if errno := checkName(name); errno != 0 {
 		return errno
@@ -324,8 +325,7 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	if errno := checkName(newName); errno != 0 {
 		return errno
 	}
-	if flags&^(noreplace|exchange) != 0 || flags == noreplace|exchange {
-		// RENAME_WHITEOUT is done by wireFS.Rename.
+	if flags&^(noreplace|exchange|whiteout) != 0 || flags&exchange != 0 && flags&(noreplace|whiteout) != 0 {
 		return syscall.EINVAL
 	}
 	np, ok := newParent.(*Dir)
@@ -344,6 +344,25 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	if flags&exchange != 0 && dst == nil {
 		return syscall.ENOENT
 	}
+	// A whiteout is made ready before the change: it is no one's until
+	// the change commits it, and wireFS.Rename puts it in the tree.
+	var wo *Special
+	var woIn *gofs.Inode
+	if flags&whiteout != 0 {
+		ino, errno := d.fsys.allocIno()
+		if errno != 0 {
+			return errno
+		}
+		wo = &Special{}
+		wo.initNode(d.fsys, ino, syscall.S_IFCHR, callerOf(ctx), d)
+		woIn = d.NewPersistentInode(ctx, wo, wo.stable())
+	}
+	done := false
+	defer func() {
+		if wo != nil && !done {
+			d.fsys.freeIno()
+		}
+	}()
 	now := time.Now()
 	c := d.fsys.begin(&d.node, &np.node, src, dst)
 	defer c.end()
@@ -412,10 +431,20 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 			}
 		}
 	}
-	c.entry(d, name, nil)
+	var woa attrs
+	if wo != nil {
+		woa = wo.attrsLocked() // wo is no one else's yet
+		c.newInode(&wo.node, &woa)
+		c.entry(d, name, &wo.node)
+	} else {
+		c.entry(d, name, nil)
+	}
 	c.entry(np, newName, src)
 	entriesChanged(&da, -1, src.isDir(), now)
 	entriesChanged(pa, +1, src.isDir(), now)
+	if wo != nil {
+		entriesChanged(&da, +1, false, now)
+	}
 	if dst != nil {
 		// The old entry goes away; the new one takes its place.
 		entriesChanged(pa, -1, dst.isDir(), now)
@@ -427,6 +456,11 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 		if dst != nil {
 			np.nent--
 			drop.apply()
+		}
+		if wo != nil {
+			d.nent++
+			done = true
+			d.fsys.whiteouts.Store(cancelOf(ctx), whiteoutEntry{d, name, woIn})
 		}
 	})
 	if errno == 0 && dst != nil {

@@ -43,6 +43,9 @@ type filesystem struct {
 	// lent holds the open requests being served with passthrough, by
 	// cancel channel: *lentFDs (wire.go).
 	lent sync.Map
+	// whiteouts holds the whiteouts of RENAME_WHITEOUT requests, by
+	// cancel channel, from Dir.Rename to wireFS.whiteoutRename.
+	whiteouts sync.Map
 	// lendWarned is set once a failed lend was logged at WARN.
 	lendWarned atomic.Bool
 }

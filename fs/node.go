@@ -197,6 +197,13 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		}
 		changed = true
 	}
+	if in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == fuse.FATTR_KILL_SUIDGID && a.mode == n.mode && !dropCap {
+		// Privileges to drop for a write or an O_TRUNC open, and none
+		// there: nothing changes (that request changes ctime itself).
+		c.end()
+		n.attr(&out.Attr)
+		return 0
+	}
 	if ctime, ok := in.GetCTime(); ok {
 		a.ctime = ctime
 	} else if changed {

@@ -2,8 +2,8 @@ package fs
 
 import (
 	"context"
-	"syscall"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -20,35 +20,36 @@ type wireFS struct {
 
 // whiteoutRename is a rename with RENAME_WHITEOUT, which leaves the source
 // name holding a whiteout (a character device 0:0 with mode 0, as overlayfs
-// uses on an upper layer): a plain rename
-// followed by a mknod of the whiteout; the kernel holds both directories
-// locked for the whole request, so no one sees the name empty in between.
-// The whiteout's inode is taken before the rename, so a full inode table
-// refuses the whole request.
+// uses on an upper layer). Dir.Rename makes the whiteout and commits it
+// with the rename, in one frame; go-fuse's bridge then moves the source,
+// and the whiteout is put in the tree here, in the name it left. The
+// kernel holds both directories locked for the whole request, so no one
+// sees the name empty in between.
 func (w *wireFS) whiteoutRename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
-	if in.Flags&^unix.RENAME_WHITEOUT != 0 && in.Flags&^unix.RENAME_WHITEOUT != unix.RENAME_NOREPLACE {
-		return fuse.EINVAL
+	st := w.RawFileSystem.Rename(cancel, in, oldName, newName)
+	v, ok := w.fsys.whiteouts.LoadAndDelete(cancel)
+	if st.Ok() && ok {
+		e := v.(whiteoutEntry)
+		e.dir.AddChild(e.name, e.ch, false)
 	}
-	if errno := w.fsys.reserveInode(); errno != 0 {
-		return fuse.Status(errno)
+	return st
+}
+
+// whiteoutEntry is a whiteout Dir.Rename made, for whiteoutRename to put
+// in the tree.
+type whiteoutEntry struct {
+	dir  *Dir
+	name string
+	ch   *gofs.Inode
+}
+
+// cancelOf returns the cancel channel of the request of ctx, which names
+// the request for wireFS (nil if ctx is not a request's).
+func cancelOf(ctx context.Context) <-chan struct{} {
+	if c, ok := ctx.(*fuse.Context); ok {
+		return c.Cancel
 	}
-	plain := *in
-	plain.Flags &^= unix.RENAME_WHITEOUT
-	st := w.RawFileSystem.Rename(cancel, &plain, oldName, newName)
-	w.fsys.freeIno() // Mknod takes it again
-	if !st.Ok() {
-		return st
-	}
-	mk := fuse.MknodIn{InHeader: in.InHeader, Mode: syscall.S_IFCHR, Rdev: 0}
-	var out fuse.EntryOut
-	if st := w.RawFileSystem.Mknod(cancel, &mk, oldName, &out); !st.Ok() {
-		w.fsys.log.Warn("rename: the whiteout could not be made after the rename")
-		return st
-	}
-	// The kernel never looked the whiteout up: drop the reference the
-	// reply would have given it.
-	w.RawFileSystem.Forget(out.NodeId, 1)
-	return fuse.OK
+	return nil
 }
 
 // lentFDs are the store file descriptors an open request lent for
