@@ -1,9 +1,14 @@
-// Command fsload drives the soak and scale runs of scripts/soak and
-// scripts/scale against a mounted filesystem. It is not part of mmapfs.
+// Command fsload is the Go side of the scripts in scripts/: the load it
+// drives on a mounted filesystem and the figures it reports, for
+// scripts/bench, scripts/soak, scripts/scale and scripts/storescale. The
+// scripts build and mount mmapfs themselves, then call a subcommand. It is
+// not part of mmapfs.
 //
-//	fsload soak  [flags] MOUNTDIR      mixed load from worker processes, sampled
-//	fsload scale [flags] DIR [REFDIR]  create/stat/readdir/unlink N files
-//	fsload worker ...                  one soak worker (started by soak)
+//	fsload bench meta|fio|report ...      the steps of scripts/bench (bench.go)
+//	fsload soak  [flags] MOUNTDIR         mixed load from worker processes, sampled
+//	fsload worker ...                     one soak worker (started by soak)
+//	fsload scale [flags] DIR              create/stat/readdir/unlink N files
+//	fsload storescale STEP [flags] ...    the steps of scripts/storescale (storescale.go)
 package main
 
 import (
@@ -18,6 +23,8 @@ func main() {
 	cmd, args := os.Args[1], os.Args[2:]
 	var code int
 	switch cmd {
+	case "bench":
+		code = benchMain(args)
 	case "soak":
 		code = soakMain(args)
 	case "worker":
@@ -33,6 +40,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fsload soak|scale|worker [flags] ...")
+	fmt.Fprintln(os.Stderr, "usage: fsload bench|soak|worker|scale|storescale [flags] ...")
 	os.Exit(2)
 }
