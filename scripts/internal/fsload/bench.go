@@ -14,29 +14,23 @@ import (
 	"os"
 )
 
-// benchMain runs one step of the benchmark; a failed step prints its error
-// and exits 1.
+// benchMain runs one step of the benchmark.
 func benchMain(args []string) int {
-	if len(args) < 1 {
-		fmt.Fprintln(os.Stderr, "usage: fsload bench meta|fio|report ...")
-		return 2
-	}
-	sub, args := args[0], args[1:]
-	var err error
-	switch sub {
-	case "meta":
-		err = metaMain(args)
-	case "fio":
-		err = fioMain(args)
-	case "report":
-		err = reportMain(args)
-	default:
-		fmt.Fprintln(os.Stderr, "usage: fsload bench meta|fio|report ...")
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fsload bench "+sub+":", err)
-		return 1
-	}
-	return 0
+	return dispatch("fsload bench", []command{
+		benchStep("meta", metaMain),
+		benchStep("fio", fioMain),
+		benchStep("report", reportMain),
+	}, args)
+}
+
+// benchStep makes a command of a step that returns an error: a failed step
+// prints it and exits 1.
+func benchStep(name string, run func(args []string) error) command {
+	return command{name, func(args []string) int {
+		if err := run(args); err != nil {
+			fmt.Fprintln(os.Stderr, "fsload bench "+name+":", err)
+			return 1
+		}
+		return 0
+	}}
 }

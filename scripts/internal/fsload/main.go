@@ -14,32 +14,37 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	cmd, args := os.Args[1], os.Args[2:]
-	var code int
-	switch cmd {
-	case "bench":
-		code = benchMain(args)
-	case "soak":
-		code = soakMain(args)
-	case "worker":
-		code = workerMain(args)
-	case "scale":
-		code = scaleMain(args)
-	case "storescale":
-		code = storescaleMain(args)
-	default:
-		usage()
-	}
-	os.Exit(code)
+// A command is a subcommand: its name and its main, which returns the
+// exit status.
+type command struct {
+	name string
+	main func(args []string) int
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: fsload bench|soak|worker|scale|storescale [flags] ...")
-	os.Exit(2)
+func main() {
+	os.Exit(dispatch("fsload", []command{
+		{"bench", benchMain},
+		{"soak", soakMain},
+		{"worker", workerMain},
+		{"scale", scaleMain},
+		{"storescale", storescaleMain},
+	}, os.Args[1:]))
+}
+
+// dispatch runs the command of cmds that args[0] names with the rest of
+// args, and returns its exit status; without one, it prints the usage of
+// prog and returns 2.
+func dispatch(prog string, cmds []command, args []string) int {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		if len(args) > 0 && args[0] == c.name {
+			return c.main(args[1:])
+		}
+		names[i] = c.name
+	}
+	fmt.Fprintf(os.Stderr, "usage: %s %s [flags] ...\n", prog, strings.Join(names, "|"))
+	return 2
 }
