@@ -1,20 +1,25 @@
 package main
 
+// fsload scale: the phases of scripts/scale on one directory (the mount)
+// and, for comparison, on a tmpfs directory.
+
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
+// readdirBuf is the getdents64 buffer of the readdir phases: 8 KiB, as
+// os.File's Readdirnames reads.
+const readdirBuf = 8 << 10
+
+// A phase is one timed step of the run over all its files.
 type phase struct {
 	Name  string
 	Items int // files (and directories) handled
@@ -23,8 +28,10 @@ type phase struct {
 	First string // first error
 }
 
+// rate returns the phase's items per second.
 func (p phase) rate() float64 { return float64(p.Items) / p.Dur.Seconds() }
 
+// A snap is what the server's /proc files and statfs said after a phase.
 type snap struct {
 	What       string
 	ok         bool
@@ -32,6 +39,7 @@ type snap struct {
 	procSample
 }
 
+// A target is one directory the phases run on, and what they found.
 type target struct {
 	label  string
 	dir    string
@@ -97,38 +105,11 @@ func (t *target) snap(what string) {
 	}
 }
 
-// parallel runs fn(i) for i in [0, count) on nw goroutines and times it.
+// parallel runs fn(i) for i in [0, count) on nw goroutines, times it and
+// records it as the phase name.
 func (t *target) parallel(name string, count, nw int, fn func(i int) error) bool {
-	var next atomic.Int64
-	var errs atomic.Int64
-	var firstMu sync.Mutex
-	first := ""
-	var wg sync.WaitGroup
-	start := time.Now()
-	for g := 0; g < nw; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				// Batches of 64 keep the counter cheap and names local.
-				lo := int(next.Add(64)) - 64
-				if lo >= count {
-					return
-				}
-				for i := lo; i < min(lo+64, count); i++ {
-					if err := fn(i); err != nil {
-						if errs.Add(1) == 1 {
-							firstMu.Lock()
-							first = err.Error()
-							firstMu.Unlock()
-						}
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return t.record(phase{Name: name, Items: count, Dur: time.Since(start), Errs: errs.Load(), First: first})
+	b := parallel(count, nw, 0, func(i int, _ []byte) error { return fn(i) })
+	return t.record(phase{Name: name, Items: count, Dur: b.dur, Errs: b.errs, First: b.first()})
 }
 
 func (t *target) record(p phase) bool {
@@ -143,17 +124,6 @@ func (t *target) record(p phase) bool {
 
 func fileName(i int) string { return fmt.Sprintf("f%07d", i) }
 
-func create(path string) error {
-	fd, err := unix.Open(path, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return &os.PathError{Op: "create", Path: path, Err: err}
-	}
-	if err := unix.Close(fd); err != nil {
-		return &os.PathError{Op: "close", Path: path, Err: err}
-	}
-	return nil
-}
-
 func stat(path string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
@@ -163,33 +133,6 @@ func stat(path string) error {
 		return fmt.Errorf("stat %s: mode %o size %d", path, st.Mode, st.Size)
 	}
 	return nil
-}
-
-func unlink(path string) error {
-	if err := unix.Unlink(path); err != nil {
-		return &os.PathError{Op: "unlink", Path: path, Err: err}
-	}
-	return nil
-}
-
-// countEntries reads dir to the end in batches and counts its names.
-func countEntries(dir string) (int, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	defer d.Close()
-	n := 0
-	for {
-		names, err := d.Readdirnames(8192)
-		n += len(names)
-		if err != nil || len(names) == 0 {
-			if err != nil && !errors.Is(err, io.EOF) {
-				return n, err
-			}
-			return n, nil
-		}
-	}
 }
 
 func (t *target) run(n, dirs, perDir, nw int) bool {
@@ -205,7 +148,7 @@ func (t *target) run(n, dirs, perDir, nw int) bool {
 	t.snap("after flat create")
 	ok = t.parallel("flat stat", n, nw, func(i int) error { return stat(filepath.Join(flat, fileName(i))) }) && ok
 	start := time.Now()
-	cnt, err := countEntries(flat)
+	cnt, err := countEntries(flat, readdirBuf)
 	p := phase{Name: "flat readdir", Items: cnt, Dur: time.Since(start)}
 	if err != nil || cnt != n {
 		p.Errs, p.First = 1, fmt.Sprintf("%d entries (want %d), %v", cnt, n, err)
@@ -234,7 +177,7 @@ func (t *target) run(n, dirs, perDir, nw int) bool {
 	ok = t.parallel("tree stat", total, nw, func(i int) error { return stat(path(i)) }) && ok
 	var seen atomic.Int64
 	ok = t.parallel("tree readdir (dirs)", dirs, nw, func(d int) error {
-		c, err := countEntries(dirName(d))
+		c, err := countEntries(dirName(d), readdirBuf)
 		seen.Add(int64(c))
 		if err != nil || c != perDir {
 			return fmt.Errorf("readdir %s: %d entries (want %d), %v", dirName(d), c, perDir, err)

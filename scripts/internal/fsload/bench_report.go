@@ -282,18 +282,8 @@ func fmtRatio(v float64) string {
 	return strconv.FormatFloat(v, 'f', 3, 64)
 }
 
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
+// median returns the middle value of vs (the mean of the two middle ones
+// for an even count).
 func median(vs []float64) float64 {
 	s := append([]float64(nil), vs...)
 	sort.Float64s(s)
@@ -304,11 +294,14 @@ func median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// round rounds v to digits decimals.
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
 }
 
+// readTSV calls fn with the fields of each non-empty line of the file at
+// path, which must have the given number of tab-separated fields.
 func readTSV(path string, fields int, fn func([]string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
