@@ -196,8 +196,8 @@ type change struct {
 
 // begin starts a change of the given nodes (nil ones and repeats are
 // skipped) and locks them.
-func (fsys *filesystem) begin(nodes ...*node) *change {
-	c := &change{fsys: fsys}
+func (fsys *filesystem) begin(nodes ...*node) change {
+	c := change{fsys: fsys}
 	if fsys.persist != nil {
 		c.b = fsys.persist.batch()
 	}

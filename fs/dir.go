@@ -261,7 +261,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	entriesChanged(&da, -1, false, now)
 	c.entry(d, name, nil)
 	c.inode(&d.node, &da)
-	drop := n.dropLinkLocked(c, now)
+	drop := n.dropLinkLocked(&c, now)
 	if errno := c.commit(); errno != 0 {
 		c.end()
 		return errno
@@ -297,7 +297,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	entriesChanged(&da, -1, true, now)
 	c.entry(d, name, nil)
 	c.inode(&d.node, &da)
-	drop := sub.dropLinkLocked(c, now)
+	drop := sub.dropLinkLocked(&c, now)
 	if errno := c.commit(); errno != 0 {
 		c.end()
 		return errno
@@ -448,7 +448,7 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	if dst != nil {
 		// The old entry goes away; the new one takes its place.
 		entriesChanged(pa, -1, dst.isDir(), now)
-		drop = dst.dropLinkLocked(c, now)
+		drop = dst.dropLinkLocked(&c, now)
 	}
 	errno := commitApply(func() {
 		d.nent--

@@ -432,7 +432,7 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 func (f *File) touchData(undo func()) syscall.Errno {
 	c := f.fsys.begin(&f.node)
 	defer c.end()
-	return f.commitDataLocked(c, undo)
+	return f.commitDataLocked(&c, undo)
 }
 
 // changeData makes a change of the data that cannot be taken back
@@ -450,7 +450,7 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 	if errno != 0 {
 		return errno
 	}
-	return f.commitDataLocked(c, undo)
+	return f.commitDataLocked(&c, undo)
 }
 
 // commitDataLocked is the commit of touchData and changeData.
