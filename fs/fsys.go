@@ -31,7 +31,7 @@ type filesystem struct {
 	inodes  atomic.Int64  // live inodes, root included
 
 	root    *Dir     // set by NewRoot; immutable
-	persist *persist // nil without a store; see persist.go
+	persist *persist // nil without a store; see commit.go
 	// spaceDir is where statfs takes its figures from when the store has
 	// no size limit of its own: the directory of its files. "" = report
 	// no limit.
