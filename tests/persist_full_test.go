@@ -2,6 +2,7 @@ package tests
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -32,16 +33,7 @@ func TestPersistStoreFull(t *testing.T) {
 	j := func(rel string) string { return filepath.Join(mnt, rel) }
 	p := pstMount(t, store, mnt, false)
 
-	// The tree the operations work on.
-	for _, d := range []string{"d1", "d2", "empty", "empty2", "sub", "sub/inner"} {
-		noErr(t, os.Mkdir(j(d), 0o755), "mkdir %s", d)
-	}
-	for i, f := range []string{"f", "g", "victim", "linked", "a", "b", "sub/x", "long", "punch", "zero", "keep", "trunc"} {
-		pstWriteAt(t, j(f), 0, modelBytes(uint32(i+1), 40<<10))
-	}
-	noErr(t, os.Symlink("f", j("sym")), "symlink")
-	noErr(t, unix.Setxattr(j("f"), "user.old", []byte("value"), 0), "setxattr")
-	noErr(t, unix.Setxattr(j("d1"), "user.dir", []byte("v"), 0), "setxattr")
+	fullTree(t, j)
 
 	// Fill the store's filesystem, then use up what the journal has
 	// allocated ahead, with changes of no consequence, until a commit
@@ -70,51 +62,8 @@ func TestPersistStoreFull(t *testing.T) {
 	}
 	want := fullSnap(t, mnt)
 
-	ts := []unix.Timespec{{Sec: 1500000000, Nsec: 1}, {Sec: 1600000000, Nsec: 2}}
-	ops := []struct {
-		name string
-		do   func() error
-	}{
-		{"mkdir", func() error { return unix.Mkdir(j("newdir"), 0o700) }},
-		{"mknod", func() error { return unix.Mknod(j("fifo"), unix.S_IFIFO|0o600, 0) }},
-		{"create", func() error {
-			fd, err := unix.Open(j("new"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-			if err == nil {
-				unix.Close(fd)
-			}
-			return err
-		}},
-		{"symlink", func() error { return unix.Symlink("target", j("newsym")) }},
-		{"link", func() error { return unix.Link(j("linked"), j("d1/hard")) }},
-		{"unlink", func() error { return unix.Unlink(j("victim")) }},
-		{"rmdir", func() error { return unix.Rmdir(j("empty")) }},
-		{"rename", func() error { return unix.Rename(j("a"), j("d2/a")) }},
-		{"rename over", func() error { return unix.Rename(j("b"), j("g")) }},
-		{"rename dir over dir", func() error { return unix.Rename(j("empty2"), j("d2/empty2")) }},
-		{"rename noreplace", func() error {
-			return unix.Renameat2(unix.AT_FDCWD, j("sub/x"), unix.AT_FDCWD, j("d1/x"), unix.RENAME_NOREPLACE)
-		}},
-		{"rename exchange", func() error {
-			return unix.Renameat2(unix.AT_FDCWD, j("sub"), unix.AT_FDCWD, j("f"), unix.RENAME_EXCHANGE)
-		}},
-		{"rename whiteout", func() error {
-			return unix.Renameat2(unix.AT_FDCWD, j("long"), unix.AT_FDCWD, j("d1/long"), unix.RENAME_WHITEOUT)
-		}},
-		{"chmod", func() error { return unix.Chmod(j("d1"), 0o700) }},
-		{"chown", func() error { return unix.Lchown(j("d2"), 1234, 5678) }},
-		{"utimensat", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, j("d2"), ts, 0) }},
-		{"truncate down", func() error { return unix.Truncate(j("trunc"), 10<<10) }},
-		{"truncate up", func() error { return unix.Truncate(j("keep"), 1<<20) }},
-		{"setxattr", func() error { return unix.Setxattr(j("d1"), "user.new", []byte("x"), 0) }},
-		{"replace xattr", func() error { return unix.Setxattr(j("d1"), "user.dir", []byte("w"), unix.XATTR_REPLACE) }},
-		{"removexattr", func() error { return unix.Removexattr(j("d1"), "user.dir") }},
-		{"fallocate", func() error { return fallocatePath(j("keep"), 0, 0, 8<<10) }},
-		{"fallocate keep size", func() error { return fallocatePath(j("keep"), unix.FALLOC_FL_KEEP_SIZE, 0, 4<<10) }},
-		{"punch hole", func() error {
-			return fallocatePath(j("punch"), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 4<<10, 8<<10)
-		}},
-		{"zero range", func() error { return fallocatePath(j("zero"), unix.FALLOC_FL_ZERO_RANGE, 4<<10, 8<<10) }},
-	}
+	ops := fullOps(j)
+
 	// On the full store, each either fails with ENOSPC and changes
 	// nothing, or succeeds.
 	failed := 0
@@ -159,6 +108,141 @@ func TestPersistStoreFull(t *testing.T) {
 	}
 	pstUnmount(t, p, mnt)
 	pstRequireFsckClean(t, store)
+}
+
+// fullTree makes the tree that fullOps work on, under the mount point of j.
+func fullTree(t *testing.T, j func(string) string) {
+	t.Helper()
+	for _, d := range []string{"d1", "d2", "empty", "empty2", "sub", "sub/inner"} {
+		noErr(t, os.Mkdir(j(d), 0o755), "mkdir %s", d)
+	}
+	for i, f := range []string{"f", "g", "victim", "linked", "a", "b", "sub/x", "long", "punch", "zero", "keep", "trunc"} {
+		pstWriteAt(t, j(f), 0, modelBytes(uint32(i+1), 40<<10))
+	}
+	noErr(t, os.Symlink("f", j("sym")), "symlink")
+	noErr(t, unix.Setxattr(j("f"), "user.old", []byte("value"), 0), "setxattr")
+	noErr(t, unix.Setxattr(j("d1"), "user.dir", []byte("v"), 0), "setxattr")
+
+}
+
+// A fullOp is one metadata operation of a request.
+type fullOp struct {
+	name string
+	do   func() error
+}
+
+// fullOps returns one operation of each kind that changes metadata, on
+// the tree fullTree makes.
+func fullOps(j func(string) string) []fullOp {
+	ts := []unix.Timespec{{Sec: 1500000000, Nsec: 1}, {Sec: 1600000000, Nsec: 2}}
+	return []fullOp{
+		{"mkdir", func() error { return unix.Mkdir(j("newdir"), 0o700) }},
+		{"mknod", func() error { return unix.Mknod(j("fifo"), unix.S_IFIFO|0o600, 0) }},
+		{"create", func() error {
+			fd, err := unix.Open(j("new"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		{"symlink", func() error { return unix.Symlink("target", j("newsym")) }},
+		{"link", func() error { return unix.Link(j("linked"), j("d1/hard")) }},
+		{"unlink", func() error { return unix.Unlink(j("victim")) }},
+		{"rmdir", func() error { return unix.Rmdir(j("empty")) }},
+		{"rename", func() error { return unix.Rename(j("a"), j("d2/a")) }},
+		{"rename over", func() error { return unix.Rename(j("b"), j("g")) }},
+		{"rename dir over dir", func() error { return unix.Rename(j("empty2"), j("d2/empty2")) }},
+		{"rename noreplace", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("sub/x"), unix.AT_FDCWD, j("d1/x"), unix.RENAME_NOREPLACE)
+		}},
+		{"rename exchange", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("sub"), unix.AT_FDCWD, j("f"), unix.RENAME_EXCHANGE)
+		}},
+		{"rename whiteout", func() error {
+			return unix.Renameat2(unix.AT_FDCWD, j("long"), unix.AT_FDCWD, j("d1/long"), unix.RENAME_WHITEOUT)
+		}},
+		{"chmod", func() error { return unix.Chmod(j("d1"), 0o700) }},
+		{"chown", func() error { return unix.Lchown(j("d2"), 1234, 5678) }},
+		{"utimensat", func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, j("d2"), ts, 0) }},
+		{"truncate down", func() error { return unix.Truncate(j("trunc"), 10<<10) }},
+		{"truncate up", func() error { return unix.Truncate(j("keep"), 1<<20) }},
+		{"setxattr", func() error { return unix.Setxattr(j("d1"), "user.new", []byte("x"), 0) }},
+		{"replace xattr", func() error { return unix.Setxattr(j("d1"), "user.dir", []byte("w"), unix.XATTR_REPLACE) }},
+		{"removexattr", func() error { return unix.Removexattr(j("d1"), "user.dir") }},
+		{"fallocate", func() error { return fallocatePath(j("keep"), 0, 0, 8<<10) }},
+		{"fallocate keep size", func() error { return fallocatePath(j("keep"), unix.FALLOC_FL_KEEP_SIZE, 0, 4<<10) }},
+		{"punch hole", func() error {
+			return fallocatePath(j("punch"), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 4<<10, 8<<10)
+		}},
+		{"zero range", func() error { return fallocatePath(j("zero"), unix.FALLOC_FL_ZERO_RANGE, 4<<10, 8<<10) }},
+	}
+}
+
+// TestPersistOneFrameEach: every request that changes metadata writes
+// exactly one journal frame.
+func TestPersistOneFrameEach(t *testing.T) {
+	pstSetup(t)
+	store := pstStoreDir(t)
+	mnt := binMountpoint(t)
+	j := func(rel string) string { return filepath.Join(mnt, rel) }
+	p := pstMount(t, store, mnt, false)
+	fullTree(t, j)
+	ops := append(fullOps(j),
+		fullOp{"write", func() error { pstWriteAt(t, j("keep"), 5, []byte("x")); return nil }},
+		fullOp{"write growing", func() error { pstWriteAt(t, j("keep"), 2<<20, []byte("x")); return nil }},
+		fullOp{"open O_TRUNC", func() error {
+			fd, err := unix.Open(j("zero"), unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		fullOp{"copy_file_range", func() error {
+			in, err := os.Open(j("punch"))
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := os.OpenFile(j("trunc"), os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer out.Close()
+			_, err = unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, 4096, 0)
+			return err
+		}},
+	)
+	for _, op := range ops {
+		before := journalFrames(t, store)
+		noErr(t, op.do(), "%s", op.name)
+		if n := journalFrames(t, store) - before; n != 1 {
+			t.Errorf("%s wrote %d journal frames, want 1", op.name, n)
+		}
+	}
+	pstUnmount(t, p, mnt)
+}
+
+// journalFrames counts the frames of the journal being appended to in
+// store (the newest meta/journal-*).
+func journalFrames(t *testing.T, store string) int {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(store, "meta", "journal-*"))
+	noErr(t, err, "glob")
+	sort.Strings(names)
+	if len(names) == 0 {
+		t.Fatalf("no journal in %s", store)
+	}
+	data, err := os.ReadFile(names[len(names)-1])
+	noErr(t, err, "read the journal")
+	frames := 0
+	for off := 24; off+16 <= len(data); frames++ {
+		n := 16 + int(binary.LittleEndian.Uint32(data[off:]))
+		if off+n > len(data) || binary.LittleEndian.Uint64(data[off+8:]) == 0 {
+			break
+		}
+		off += n
+	}
+	return frames
 }
 
 // fallocatePath calls fallocate on the file at path.
