@@ -324,26 +324,16 @@ func (b *Blob) loanIOLocked(p []byte, off int64, write bool) (int, error) {
 		return 0, err
 	}
 	defer b.s.releaseFD(b)
-	op, call := "pread", b.s.sys.Pread
-	if write {
-		op, call = "pwrite", b.s.sys.Pwrite
+	n, err := b.s.fileIO(fd, p, off, write)
+	switch {
+	case err != nil:
+		return n, b.loanErr(ioName(write), err)
+	case n < len(p) && write:
+		return n, b.loanErr(ioName(write), io.ErrShortWrite)
+	case n < len(p):
+		return n, io.EOF
 	}
-	done := 0
-	for done < len(p) {
-		n, err := call(fd, p[done:], off+int64(done))
-		switch {
-		case isEINTR(err):
-			continue
-		case err != nil:
-			return done, b.loanErr(op, err)
-		case n == 0 && write:
-			return done, b.loanErr(op, io.ErrShortWrite)
-		case n == 0:
-			return done, io.EOF
-		}
-		done += n
-	}
-	return done, nil
+	return n, nil
 }
 
 // loanFallocate runs fallocate on a lent blob's store file, and follows

@@ -7,7 +7,8 @@ import (
 
 // A View is a read of a blob handed out without copying: slices of the
 // blob's mappings for its data pages, and of a shared buffer of zeros for
-// the rest. Until Release, the blob is held for reading (so it cannot
+// the rest (the bytes of a lent blob, and those past the mappable range,
+// are copied into buffers after all). Until Release, the blob is held for reading (so it cannot
 // change, be truncated or be lent) and the windows the slices lie in are
 // pinned (so the store's LRU cannot unmap them): the slices stay valid
 // while a reply made of them is still being written to the kernel
@@ -30,8 +31,8 @@ var viewPool = sync.Pool{New: func() any { return new(View) }}
 
 // ReadView reads len(buf) bytes at off as ReadAt does, with the same
 // results, but hands out the mapped bytes themselves where it can. buf
-// holds what must be copied after all: a lent blob's bytes, and those past
-// the mappable range. The caller reads v.Slices() and then calls
+// holds a lent blob's bytes, which must be copied after all; the bytes
+// past the mappable range come in a buffer of their own. The caller reads v.Slices() and then calls
 // v.Release() exactly once. On error there is no view.
 func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 	b.mu.RLock()
@@ -70,7 +71,7 @@ func (v *View) readLocked(buf []byte, off int64) error {
 		buf = buf[:b.size-off]
 		eof = io.EOF
 	}
-	if err := v.fillLocked(buf, off); err != nil {
+	if err := v.fillLocked(off, off+int64(len(buf))); err != nil {
 		return err
 	}
 	return eof
@@ -83,40 +84,25 @@ func (v *View) add(p []byte) {
 	}
 }
 
-// fillLocked adds the blob's bytes at off, len(buf) of them, all below
-// the blob's size.
+// fillLocked adds the blob's bytes [off, end), all below the blob's size:
+// slices of zeros for the pages without data, slices of the mappings for
+// the data pages, whose windows stay pinned until Release.
 //
 // Preconditions: v.b.mu is held for reading.
-func (v *View) fillLocked(buf []byte, off int64) error {
+func (v *View) fillLocked(off, end int64) error {
 	b := v.b
-	s := b.s
-	return b.runsLocked(off, off+int64(len(buf)), func(pos, next int64, data bool) error {
+	return b.runsLocked(off, end, func(pos, next int64, data bool) error {
+		if data {
+			_, err := b.forWindowsLocked(pos, next, false, &v.wins, func(mem []byte, _ int64) error {
+				v.add(mem)
+				return nil
+			})
+			return err
+		}
 		for pos < next {
-			switch {
-			case !data:
-				c := min(next-pos, int64(len(zeros)))
-				v.add(zeros[:c])
-				pos += c
-			case pos >= s.mapLimit:
-				p := buf[pos-off : next-off]
-				if _, err := b.tailIOLocked(p, pos, false); err != nil {
-					return err
-				}
-				v.add(p)
-				pos = next
-			default:
-				idx := pos >> s.winShift
-				w, err := s.pinWindow(b, idx)
-				if err != nil {
-					return err
-				}
-				v.wins = append(v.wins, w)
-				wo := pos - idx<<s.winShift
-				c := min(int64(len(w.mem))-wo, next-pos)
-				populate(w, wo, int(c), false)
-				v.add(w.mem[wo : wo+c])
-				pos += c
-			}
+			c := min(next-pos, int64(len(zeros)))
+			v.add(zeros[:c])
+			pos += c
 		}
 		return nil
 	})
