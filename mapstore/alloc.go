@@ -15,15 +15,17 @@ import (
 //     limit (Store.reserve), grows the store file to cover them
 //     (growFileLocked) and fallocates them (fallocFileLocked).
 //   - allocated → data: a write through the mapping or pwrite
-//     (mappedio.go), recorded by markDataLocked; on tmpfs also a second
-//     fallocate of pages reserved without data (fallocAgainLocked).
+//     (mappedio.go), recorded by markDataLocked; also Allocate of pages
+//     reserved already (fallocAgainLocked), whose second fallocate makes
+//     them data on tmpfs.
 //   - data → allocated: punched and fallocated again (reallocDataLocked,
 //     ZeroRange).
 //   - allocated or data → hole: punched out of the store file and given
 //     back to the size limit (freePagesLocked, punchFileLocked).
 //
-// Every step leaves b.alloc, b.data, the store file and Store.used in
-// agreement (Check), also when a system call fails half way.
+// b.alloc, b.data, the store file and Store.used agree after every step
+// (Check verifies it); a step whose system call fails half way leaves them
+// agreeing on what it did.
 
 // allocLocked allocates the pages of [ps, pe) that are not allocated yet,
 // and returns q such that [ps, q) is now allocated: pe, or with partial a
@@ -32,6 +34,8 @@ import (
 // nothing changes and the error says why.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (b *Blob) allocLocked(ps, pe int64, partial bool) (int64, error) {
 	missing := (pe - ps) - b.alloc.count(ps, pe)
 	if missing == 0 {
@@ -58,6 +62,8 @@ func (b *Blob) allocLocked(ps, pe int64, partial bool) (int64, error) {
 // the error if it has room for none or fallocate fails.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (b *Blob) allocWriteLocked(off, n int64) (int64, error) {
 	ps, pe := off>>pageShift, pageUp(off+n)
 	if b.alloc.covers(ps, pe) {
@@ -79,6 +85,8 @@ func (b *Blob) allocWriteLocked(off, n int64) (int64, error) {
 // could not give back (and kept in b.alloc).
 //
 // Preconditions: b.mu is held for writing; the pages are reserved.
+//
+// +checklocks:b.mu
 func (b *Blob) fallocateLocked(ps, pe int64) (kept int64, err error) {
 	s := b.s
 	fd, err := s.acquireFD(b, true)
@@ -106,6 +114,8 @@ func (b *Blob) fallocateLocked(ps, pe int64) (kept int64, err error) {
 // growFileLocked grows the store file to cover the pages below pe.
 //
 // Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+//
+// +checklocks:b.mu
 func (b *Blob) growFileLocked(fd int, pe int64) error {
 	s := b.s
 	if target := s.fileTarget(pageOff(pe)); b.fileSize < target {
@@ -122,6 +132,8 @@ func (b *Blob) growFileLocked(fd int, pe int64) error {
 // fallocate would refuse (EFBIG).
 //
 // Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+//
+// +checklocks:b.mu
 func (b *Blob) fallocFileLocked(fd int, ps, pe int64) error {
 	off, end := pageOff(ps), pageOff(pe)
 	if err := b.s.sys.Fallocate(fd, fallocAlloc, off, end-off); err != nil {
@@ -142,6 +154,8 @@ func (b *Blob) fallocFileLocked(fd int, ps, pe int64) error {
 // reaches into lastPage, so no mapping notices.
 //
 // Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+//
+// +checklocks:b.mu
 func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
 	s := b.s
 	q := min(pe, lastPage)
@@ -173,6 +187,8 @@ func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
 // could not punch, which it adds to b.alloc.
 //
 // Preconditions: b.mu is held for writing; fd is b's pinned descriptor.
+//
+// +checklocks:b.mu
 func (b *Blob) unallocateLocked(fd int, ps, pe int64) int64 {
 	var kept int64
 	for p := ps; ; {
@@ -191,6 +207,8 @@ func (b *Blob) unallocateLocked(fd int, ps, pe int64) int64 {
 // of the store file, forgets them and gives back their space.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (b *Blob) freePagesLocked(ps, pe int64) error {
 	first, ok := b.alloc.nextIn(ps)
 	if !ok || first >= pe {
@@ -213,6 +231,8 @@ func (b *Blob) freePagesLocked(ps, pe int64) error {
 // the range is empty.
 //
 // Preconditions: b.mu is held for writing; the pages are allocated.
+//
+// +checklocks:b.mu
 func (b *Blob) markDataLocked(off, end int64) {
 	if ps, pe := off>>pageShift, pageUp(end); off < end && !b.data.covers(ps, pe) {
 		b.data.add(ps, pe)
@@ -223,6 +243,8 @@ func (b *Blob) markDataLocked(off, end int64) {
 // partial pages at the ends is zeroed in place.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (b *Blob) zeroLocked(off, end int64) error {
 	if err := b.freePagesLocked(pageUp(off), end>>pageShift); err != nil {
 		return err
@@ -234,6 +256,8 @@ func (b *Blob) zeroLocked(off, end int64) error {
 // partly inside it.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (b *Blob) zeroPartialLocked(off, end int64) error {
 	const mask = PageSize - 1
 	head := off >> pageShift
@@ -253,6 +277,8 @@ func (b *Blob) zeroPartialLocked(off, end int64) error {
 //
 // Preconditions: b.mu is held for writing; size ≤ b.size, or the blob is
 // being adopted.
+//
+// +checklocks:b.mu
 func (b *Blob) truncateLocked(size int64) error {
 	if err := b.freePagesLocked(pageUp(size), math.MaxInt64); err != nil {
 		return err
@@ -265,6 +291,8 @@ func (b *Blob) truncateLocked(size int64) error {
 // hold no data.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) reservedOnlyLocked(ps, pe int64) []extent {
 	var runs []extent
 	for p := ps; p < pe; {
@@ -292,6 +320,8 @@ func (b *Blob) reservedOnlyLocked(ps, pe int64) []extent {
 // uptodate). The store file and the blob's data set both follow.
 //
 // Preconditions: b.mu is held for writing; the runs are allocated.
+//
+// +checklocks:b.mu
 func (b *Blob) fallocAgainLocked(runs []extent) error {
 	if len(runs) == 0 {
 		return nil
@@ -315,6 +345,8 @@ func (b *Blob) fallocAgainLocked(runs []extent) error {
 // without data: they are punched and allocated again.
 //
 // Preconditions: b.mu is held for writing; [ps, pe) is allocated.
+//
+// +checklocks:b.mu
 func (b *Blob) reallocDataLocked(ps, pe int64) error {
 	first, ok := b.data.nextIn(ps)
 	if !ok || first >= pe {

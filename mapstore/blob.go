@@ -20,33 +20,53 @@ import (
 // Reads copy only data pages out of the mapping and fill the rest with
 // zeros, so that reading never allocates store pages.
 type Blob struct {
+	// s, id and name are set by newBlob, then read-only.
 	s    *Store
 	id   uint64
 	name string // store file name
 
-	mu   sync.RWMutex
-	dead bool  // Protected by mu: freed, or the store closed.
-	size int64 // Protected by mu.
+	// mu is the blob lock: readers share it, changes take it
+	// exclusively, and a View holds it for reading until Release.
+	mu sync.RWMutex
+	// dead is set when the blob is freed or the store closed. Protected
+	// by mu.
+	// +checklocks:mu
+	dead bool
+	// size is the blob's size in bytes (not while lent: the store file's
+	// length is). Protected by mu.
+	// +checklocks:mu
+	size int64
 	// alloc holds the pages with space in the store file; they are
 	// accounted in Store.used. Pages past size may be allocated (Allocate
 	// with keepSize). Protected by mu.
+	// +checklocks:mu
 	alloc extents
-	// data holds the pages written, a subset of alloc, all below size
-	// rounded up to a page. Protected by mu.
+	// data holds the pages written, a subset of alloc. They lie below
+	// size rounded up to a page, except on a tmpfs, where allocating
+	// again pages reserved past the size makes them data
+	// (fallocAgainLocked). Protected by mu.
+	// +checklocks:mu
 	data extents
-	// hasFile is whether the store file exists. Protected by mu.
+	// hasFile is whether the store file exists. Protected by mu (set to
+	// true also under Store.mu, by openFDLocked).
+	// +checklocks:mu
 	hasFile bool
 	// fileSize is the store file's size: it covers every allocated page,
 	// rounded up to a window (or to Store.mapLimit, or Store.fileLimit for
 	// lastPage), so every window that is mapped lies inside the file. It
-	// never shrinks below a mapped window (only freeing lastPage cuts the
-	// file short for a moment). Protected by mu.
+	// never shrinks below a mapped window (freeing lastPage cuts the file
+	// short for a moment; Lend cuts it to the size once the windows are
+	// unmapped). Protected by mu.
+	// +checklocks:mu
 	fileSize int64
 	// loan is set while the blob is lent (lend.go). Protected by mu.
+	// +checklocks:mu
 	loan *loan
 
-	wins map[int64]*window // Protected by Store.mu: mapped windows by index.
-	fd   fdSlot            // Protected by Store.mu.
+	// wins holds the mapped windows by index. Protected by Store.mu.
+	wins map[int64]*window
+	// fd is the store file's descriptor slot. Protected by Store.mu.
+	fd fdSlot
 }
 
 func newBlob(s *Store, id uint64) *Blob {
@@ -150,6 +170,8 @@ func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 //
 // Preconditions: b.mu is held for writing; off ≥ 0; off+len(p) is at most
 // the maximum file size.
+//
+// +checklocks:b.mu
 func (b *Blob) writeLocked(p []byte, off int64) (int, error) {
 	m, short := b.allocWriteLocked(off, int64(len(p)))
 	if m == 0 {
@@ -192,6 +214,8 @@ func (b *Blob) Truncate(size int64) error {
 // range.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) rangeArgsLocked(off, length int64) (int64, error) {
 	switch {
 	case b.dead:
@@ -220,7 +244,7 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 		if keepSize {
 			mode = unix.FALLOC_FL_KEEP_SIZE
 		}
-		return b.loanFallocate(mode, off, length)
+		return b.loanFallocateLocked(mode, off, length)
 	}
 	ps, pe := off>>pageShift, pageUp(end)
 	newSize := b.size
@@ -252,7 +276,7 @@ func (b *Blob) PunchHole(off, length int64) error {
 		return err
 	}
 	if b.loan != nil {
-		return b.loanFallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
+		return b.loanFallocateLocked(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
 	}
 	return b.zeroLocked(off, end)
 }

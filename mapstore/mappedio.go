@@ -29,6 +29,8 @@ import (
 //
 // Preconditions: b.mu is held, for writing if write; the pages of
 // [off, end) are data or, with write, allocated.
+//
+// +checklocksread:b.mu
 func (b *Blob) forWindowsLocked(off, end int64, write bool, keep *[]*window, fn func(mem []byte, pos int64) error) (int64, error) {
 	s := b.s
 	for pos := off; pos < end; {
@@ -61,6 +63,8 @@ func (b *Blob) forWindowsLocked(off, end int64, write bool, keep *[]*window, fn 
 // lastPage (less than a page): fn gets a buffer instead of a mapping.
 //
 // Preconditions: as forWindowsLocked.
+//
+// +checklocksread:b.mu
 func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos int64) error) (int64, error) {
 	buf := make([]byte, end-off)
 	if !write {
@@ -82,12 +86,14 @@ func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos 
 // mapping, the rest with zeros.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) readLocked(p []byte, off int64) (int, error) {
 	done := off
 	err := b.runsLocked(off, off+int64(len(p)), func(pos, next int64, data bool) error {
 		if !data {
 			clear(p[pos-off : next-off])
-		} else if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil {
+		} else if err := b.copyOutLocked(p[pos-off:next-off], pos); err != nil { // +checklocksignore: fn runs under b.mu.
 			return err
 		}
 		done = next
@@ -101,6 +107,8 @@ func (b *Blob) readLocked(p []byte, off int64) (int, error) {
 // first error.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) runsLocked(off, end int64, fn func(pos, next int64, data bool) error) error {
 	for pos := off; pos < end; {
 		pg := pos >> pageShift
@@ -122,6 +130,8 @@ func (b *Blob) runsLocked(off, end int64, fn func(pos, next int64, data bool) er
 // copyOutLocked copies the mapped bytes at off into p.
 //
 // Preconditions: b.mu is held; the pages are data.
+//
+// +checklocksread:b.mu
 func (b *Blob) copyOutLocked(p []byte, off int64) error {
 	_, err := b.forWindowsLocked(off, off+int64(len(p)), false, nil, func(mem []byte, pos int64) error {
 		return b.copyGuarded(p[pos-off:], mem, pos)
@@ -133,6 +143,8 @@ func (b *Blob) copyOutLocked(p []byte, off int64) error {
 // returns the bytes copied.
 //
 // Preconditions: b.mu is held for writing; the pages are allocated.
+//
+// +checklocks:b.mu
 func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 	end := off
 	var err error
@@ -156,6 +168,8 @@ func (b *Blob) copyInLocked(p []byte, off int64) (int, error) {
 // zeroMappedLocked zeroes the bytes [off, end) through the mapping.
 //
 // Preconditions: b.mu is held for writing; the pages are data.
+//
+// +checklocks:b.mu
 func (b *Blob) zeroMappedLocked(off, end int64) error {
 	_, err := b.forWindowsLocked(off, end, true, nil, func(mem []byte, pos int64) error {
 		return b.clearGuarded(mem, pos)
@@ -168,6 +182,8 @@ func (b *Blob) zeroMappedLocked(off, end int64) error {
 // nothing to write back.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) msyncLocked(off, end int64) error {
 	s := b.s
 	s.mu.Lock()
@@ -197,6 +213,8 @@ func (b *Blob) msyncLocked(off, end int64) error {
 //
 // Preconditions: b.mu is held, for writing if write; the pages are
 // allocated, and data for a read.
+//
+// +checklocksread:b.mu
 func (b *Blob) fileIOLocked(p []byte, off int64, write bool) (int, error) {
 	s := b.s
 	fd, err := s.acquireFD(b, false)

@@ -17,11 +17,18 @@ import (
 // The slices may only be read, and only by system calls (writev to the
 // FUSE device): a page the kernel cannot back then fails that call with
 // EFAULT, where a copy by Go code would take a SIGBUS.
+//
+// A View belongs to one goroutine at a time, the one that called ReadView
+// and then the one that calls Release; its fields are not shared. While it
+// is out, that goroutine holds b.mu for reading: it must not call methods
+// of b that change it (they would wait for Release), nor, while a change of
+// b waits, methods that share it (Go's RWMutex makes a new reader wait for
+// a waiting writer).
 type View struct {
 	b      *Blob
 	slices [][]byte
-	wins   []*window
-	n      int
+	wins   []*window // the pinned windows, unpinned by Release
+	n      int       // bytes in slices
 }
 
 // zeros backs the slices of holes: never written.
@@ -31,9 +38,15 @@ var viewPool = sync.Pool{New: func() any { return new(View) }}
 
 // ReadView reads len(buf) bytes at off as ReadAt does, with the same
 // results, but hands out the mapped bytes themselves where it can. buf
-// holds a lent blob's bytes, which must be copied after all; the bytes
-// past the mappable range come in a buffer of their own. The caller reads v.Slices() and then calls
-// v.Release() exactly once. On error there is no view.
+// holds a lent blob's bytes, which must be copied after all; the bytes past
+// the mappable range come in a buffer of their own. The caller reads
+// v.Slices() and then calls v.Release() exactly once. On error there is no
+// view.
+//
+// The view holds b.mu for reading from here to Release, which the analyzer
+// cannot follow.
+//
+// +checklocksignore
 func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 	b.mu.RLock()
 	v := viewPool.Get().(*View)
@@ -50,6 +63,8 @@ func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 // errors.
 //
 // Preconditions: v.b.mu is held for reading.
+//
+// +checklocksread:v.b.mu
 func (v *View) readLocked(buf []byte, off int64) error {
 	b := v.b
 	switch {
@@ -89,11 +104,13 @@ func (v *View) add(p []byte) {
 // the data pages, whose windows stay pinned until Release.
 //
 // Preconditions: v.b.mu is held for reading.
+//
+// +checklocksread:v.b.mu
 func (v *View) fillLocked(off, end int64) error {
 	b := v.b
 	return b.runsLocked(off, end, func(pos, next int64, data bool) error {
 		if data {
-			_, err := b.forWindowsLocked(pos, next, false, &v.wins, func(mem []byte, _ int64) error {
+			_, err := b.forWindowsLocked(pos, next, false, &v.wins, func(mem []byte, _ int64) error { // +checklocksignore: fn runs under b.mu.
 				v.add(mem)
 				return nil
 			})
@@ -129,6 +146,8 @@ func (v *View) Len() int { return v.n }
 
 // Release unpins the view's windows and lets the blob change again. The
 // view and its slices must not be used after.
+//
+// +checklocksignore: b.mu is ReadView's.
 func (v *View) Release() {
 	for _, w := range v.wins {
 		v.b.s.unpinWindow(w)
