@@ -287,6 +287,56 @@ func (b *Blob) truncateLocked(size int64) error {
 	return b.zeroPartialLocked(size, pageOff(pageUp(size)))
 }
 
+// allocateLocked is Allocate of a blob that is not lent, once its
+// arguments are checked: it allocates [off, end), all or nothing, and
+// grows the size to end unless keepSize.
+//
+// Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
+func (b *Blob) allocateLocked(off, end int64, keepSize bool) error {
+	ps, pe := off>>pageShift, pageUp(end)
+	newSize := b.size
+	if !keepSize && end > newSize {
+		newSize = end
+	}
+	// Also past the end of the file, as on tmpfs: reads and seeks stop at
+	// Size, and a later truncate up shows the pages as data.
+	again := b.reservedOnlyLocked(ps, pe)
+	if _, err := b.allocLocked(ps, pe, false); err != nil {
+		return err
+	}
+	if err := b.fallocAgainLocked(again); err != nil {
+		return err
+	}
+	b.size = newSize
+	return nil
+}
+
+// zeroRangeLocked is ZeroRange of a blob that is not lent, once its
+// arguments are checked: [off, end) is allocated, all or nothing, then its
+// data pages are punched and allocated again and its partial pages zeroed;
+// the size grows to end unless keepSize.
+//
+// Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
+func (b *Blob) zeroRangeLocked(off, end int64, keepSize bool) error {
+	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
+		return err
+	}
+	if err := b.reallocDataLocked(pageUp(off), end>>pageShift); err != nil {
+		return err
+	}
+	if err := b.zeroPartialLocked(off, end); err != nil {
+		return err
+	}
+	if !keepSize && end > b.size {
+		b.size = end
+	}
+	return nil
+}
+
 // reservedOnlyLocked returns the runs of [ps, pe) that are allocated but
 // hold no data.
 //

@@ -209,59 +209,12 @@ func (b *Blob) Truncate(size int64) error {
 	return b.truncateLocked(size)
 }
 
-// rangeArgsLocked checks the blob and the offset and length of Allocate,
-// PunchHole and ZeroRange as fallocate(2) does, and returns the end of the
-// range.
-//
-// Preconditions: b.mu is held.
-//
-// +checklocksread:b.mu
-func (b *Blob) rangeArgsLocked(off, length int64) (int64, error) {
-	switch {
-	case b.dead:
-		return 0, errClosed
-	case off < 0 || length <= 0:
-		return 0, errInvalid
-	case off > b.s.maxFile-length:
-		return 0, errTooBig
-	}
-	return off + length, nil
-}
-
 // Allocate allocates store space for [off, off+length), as fallocate(2)
 // with mode 0 or, with keepSize, FALLOC_FL_KEEP_SIZE does: all of it, or
 // nothing and ErrNoSpace. Unless keepSize, Size grows to off+length. The
 // new pages read as zeros.
 func (b *Blob) Allocate(off, length int64, keepSize bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	end, err := b.rangeArgsLocked(off, length)
-	if err != nil {
-		return err
-	}
-	if b.loan != nil {
-		mode := uint32(0)
-		if keepSize {
-			mode = unix.FALLOC_FL_KEEP_SIZE
-		}
-		return b.loanFallocateLocked(mode, off, length)
-	}
-	ps, pe := off>>pageShift, pageUp(end)
-	newSize := b.size
-	if !keepSize && end > newSize {
-		newSize = end
-	}
-	// Also past the end of the file, as on tmpfs: reads and seeks stop at
-	// Size, and a later truncate up shows the pages as data.
-	again := b.reservedOnlyLocked(ps, pe)
-	if _, err := b.allocLocked(ps, pe, false); err != nil {
-		return err
-	}
-	if err := b.fallocAgainLocked(again); err != nil {
-		return err
-	}
-	b.size = newSize
-	return nil
+	return b.fallocate(keepMode(keepSize), off, length)
 }
 
 // PunchHole makes [off, off+length) read as zeros, as fallocate(2) with
@@ -269,16 +222,7 @@ func (b *Blob) Allocate(off, length int64, keepSize bool) error {
 // freed, the rest is zeroed in place. Size does not change; the range may
 // reach past it.
 func (b *Blob) PunchHole(off, length int64) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	end, err := b.rangeArgsLocked(off, length)
-	if err != nil {
-		return err
-	}
-	if b.loan != nil {
-		return b.loanFallocateLocked(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
-	}
-	return b.zeroLocked(off, end)
+	return b.fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
 }
 
 // ZeroRange makes [off, off+length) read as zeros with its pages allocated,
@@ -287,28 +231,46 @@ func (b *Blob) PunchHole(off, length int64) error {
 // pages with data are then punched and allocated again, partial pages are
 // zeroed in place. Unless keepSize, Size grows to off+length.
 func (b *Blob) ZeroRange(off, length int64, keepSize bool) error {
+	return b.fallocate(unix.FALLOC_FL_ZERO_RANGE|keepMode(keepSize), off, length)
+}
+
+// keepMode is FALLOC_FL_KEEP_SIZE with keepSize, else 0.
+func keepMode(keepSize bool) uint32 {
+	if keepSize {
+		return unix.FALLOC_FL_KEEP_SIZE
+	}
+	return 0
+}
+
+// fallocate is Allocate, PunchHole (mode FALLOC_FL_PUNCH_HOLE) and
+// ZeroRange (FALLOC_FL_ZERO_RANGE), with FALLOC_FL_KEEP_SIZE for keepSize,
+// as fallocate(2) takes them. It checks the blob and the range as
+// fallocate(2) does, then goes to the lent blob's store file or to the
+// page sets (alloc.go).
+func (b *Blob) fallocate(mode uint32, off, length int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	end, err := b.rangeArgsLocked(off, length)
-	if err != nil {
-		return err
+	switch {
+	case b.dead:
+		return errClosed
+	case off < 0 || length <= 0:
+		return errInvalid
+	case off > b.s.maxFile-length:
+		return errTooBig
 	}
-	if b.loan != nil {
+	end := off + length
+	keepSize := mode&unix.FALLOC_FL_KEEP_SIZE != 0
+	switch {
+	case b.loan != nil && mode&unix.FALLOC_FL_ZERO_RANGE != 0:
 		return b.loanZeroRangeLocked(off, length, keepSize)
+	case b.loan != nil:
+		return b.loanFallocateLocked(mode, off, length)
+	case mode&unix.FALLOC_FL_PUNCH_HOLE != 0:
+		return b.zeroLocked(off, end)
+	case mode&unix.FALLOC_FL_ZERO_RANGE != 0:
+		return b.zeroRangeLocked(off, end, keepSize)
 	}
-	if _, err := b.allocLocked(off>>pageShift, pageUp(end), false); err != nil {
-		return err
-	}
-	if err := b.reallocDataLocked(pageUp(off), end>>pageShift); err != nil {
-		return err
-	}
-	if err := b.zeroPartialLocked(off, end); err != nil {
-		return err
-	}
-	if !keepSize && end > b.size {
-		b.size = end
-	}
-	return nil
+	return b.allocateLocked(off, end, keepSize)
 }
 
 // SeekData returns the first offset ≥ off inside a page with data, as
