@@ -18,7 +18,7 @@ func (s *Store) AddBlob(id uint64, size int64) (*Blob, error) {
 		return nil, fmt.Errorf("%w: blob size %d", errInvalid, size)
 	}
 	b := newBlob(s, id)
-	b.size = size
+	b.size = size // +checklocksignore: b is not published yet.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -76,10 +76,13 @@ func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
 //
 // Preconditions: b.mu is held for writing; b is registered in the store but
 // not yet returned to anyone.
+//
+// +checklocks:b.mu
 func (b *Blob) adoptLocked(size int64) error {
 	s := b.s
 	var st unix.Stat_t
-	if err := unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW); isENOENT(err) {
+	// b is live and its mu held: Close cannot close dirfd meanwhile.
+	if err := unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW); isENOENT(err) { // +checklocksignore
 		// Never written: a blob without a store file.
 		b.size = size
 		return nil
@@ -101,7 +104,7 @@ func (b *Blob) adoptLocked(size int64) error {
 	}
 	if err == nil {
 		err = dataRanges(fd, fi.size, func(start, end int64) {
-			b.data.add(start>>pageShift, pageUp(end))
+			b.data.add(start>>pageShift, pageUp(end)) // +checklocksignore: fn runs under b.mu.
 		})
 	}
 	if err != nil {

@@ -27,6 +27,11 @@ const maxProblems = 50
 // Check locks every blob, so it waits for running operations; it is meant
 // for tests and fsck. Store files of blobs not adopted with OpenBlob count
 // as strays.
+//
+// The analyzer cannot follow locks taken in a loop: Check holds b.mu of
+// every blob it checks, from the first loop to its return.
+//
+// +checklocksignore
 func (s *Store) Check() error {
 	var blobs []*Blob
 	for try := 0; ; try++ {
@@ -95,6 +100,9 @@ func (s *Store) Check() error {
 // caches.
 //
 // Preconditions: s.mu is held, and b.mu of every live blob.
+//
+// +checklocks:s.mu
+// +checklocksignore: the blobs' locks are Check's.
 func (s *Store) checkCachesLocked(c *checker, live map[uint64]*Blob) {
 	var pages int64
 	for _, b := range live {
@@ -166,6 +174,8 @@ func (s *Store) checkCachesLocked(c *checker, live map[uint64]*Blob) {
 // checkLocked checks the blob's own invariants.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) checkLocked(c *checker) {
 	if b.loan != nil {
 		return // the store file is the truth while lent
@@ -196,6 +206,8 @@ func (b *Blob) checkLocked(c *checker) {
 // checkFiles checks the files in the store directory against the blobs.
 //
 // Preconditions: b.mu of every live blob is held.
+//
+// +checklocksignore: the blobs' locks are Check's.
 func (s *Store) checkFiles(c *checker, dirfd int, live map[uint64]*Blob) {
 	if fi, err := fstat(dirfd); err != nil || fi.mode&0o777 != 0o700 {
 		c.add("store directory: mode %o, error %v; want 0700", fi.mode&0o7777, err)
@@ -240,6 +252,8 @@ func (s *Store) registered(id uint64) bool {
 // checkFile checks one store file's size, mode and pages against its blob.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (s *Store) checkFile(c *checker, dirfd int, b *Blob) {
 	if b.loan != nil {
 		return // the store file is the truth while lent

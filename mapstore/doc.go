@@ -4,11 +4,10 @@
 // Blob, named by the blob's id in hex (16 digits) and never opened through
 // a symlink. A Blob is the data of one file: its bytes live at the same
 // offsets in its store file, which is mapped MAP_SHARED in fixed-size,
-// aligned windows. Windows are mapped on demand, reference-counted while a
-// copy is in progress or a View of them is out, and unmapped by a bounded
-// LRU; a window is never
-// moved or resized while mapped, so no slice of a mapping can dangle
-// (docs/design.md, hazard 3).
+// aligned windows. Windows are mapped on demand, pinned (reference-counted)
+// while a copy or an msync is in progress or a View of them is out, and
+// unmapped by a bounded LRU; a window is never moved or resized while
+// mapped, so no slice of a mapping can dangle (docs/design.md, hazard 3).
 //
 // Space is allocated in pages (4 KiB) with fallocate before any write
 // reaches them, and accounted against Options.SizeLimit, so a full store is
@@ -19,7 +18,9 @@
 // mapping and fill the rest with zeros: a read fault on a hole would
 // allocate a page. Store files only grow (sparse, rounded up to a window, so
 // a mapped window always lies inside its file); truncating a blob punches
-// its pages out instead. Every touch of a mapping runs with
+// its pages out instead. Only a lent blob's store file is as long as the
+// blob (lend.go), with none of its windows mapped. On a store that is not a
+// tmpfs, writes go through pwrite rather than the mapping (mappedio.go). Every touch of a mapping runs with
 // debug.SetPanicOnFault so that a fault (a store file truncated behind the
 // server's back, say) becomes ErrFault instead of killing the process.
 // ReadView hands out the mapped bytes themselves, for a reply the kernel
@@ -42,7 +43,8 @@
 // # Lifetimes
 //
 // Slices passed to ReadAt and WriteAt are only used during the call. No
-// function returns a slice of a mapping.
+// function returns a slice of a mapping, except a View's Slices, which stay
+// valid until its Release.
 //
 // # Errors
 //
@@ -52,13 +54,63 @@
 //
 // # Locking
 //
-//	Blob.mu           (size, page sets, store file state of one blob)
-//	  Store.mu        (blob table, accounting, window and descriptor caches)
+// The package has two locks, taken in this order (a lock is taken only
+// while holding nothing below it):
 //
-// A Blob's methods are safe for concurrent use: ReadAt, SeekData,
-// SeekHole, Size, Allocated and Sync share Blob.mu; the others take it
-// exclusively. CopyFrom locks the two blobs in id order; Check locks every
-// blob in id order. System calls on a store file run under Blob.mu with the
-// descriptor pinned, not under Store.mu, except open and mmap, which fill
-// the caches.
+//	Blob.mu     RWMutex: one blob's size, page sets, store file state, loan
+//	  Store.mu  Mutex, a leaf: blob table and ids, accounting (used), lent
+//	            blobs (loans), window cache (LRU list, pins, the blobs'
+//	            window tables), descriptor cache (LRU list, pins, the blobs'
+//	            descriptor slots)
+//
+// Several Blob.mu are taken only in id order: CopyFrom takes its two (src
+// for reading), Check every live blob's; Close takes them one at a time.
+// Store.mu is also taken without a Blob.mu (Create, AddBlob, NextID,
+// SetNextID, Files, Stats, Close), and nothing is locked under it.
+//
+// What else orders access is not a lock to order, but holds with them:
+//
+//   - A pin of a window (window.refs) or of a descriptor (fdSlot.refs) is
+//     taken and dropped under Store.mu by a holder of the blob's mu. It
+//     keeps the mapping mapped, or the descriptor open, for use without
+//     Store.mu until the pin is dropped, always before the blob's mu.
+//   - A View holds its blob's mu for reading from ReadView to Release, and
+//     its windows pinned.
+//   - Atomics: window.filled (populate's marks), Store.dirDirty,
+//     Store.lastFullWarn, and rereads (a count for tests).
+//   - debug.SetPanicOnFault is per goroutine, set and restored around each
+//     copy through a mapping (fault.go); viewPool is a sync.Pool.
+//
+// A Blob's methods are safe for concurrent use: ReadAt, ReadView,
+// SeekData, SeekHole, Size, Allocated, Sync, Lent and FileStat share
+// Blob.mu, as CopyFrom does its source's; the others take it exclusively.
+//
+// Under Store.mu run, besides the tables and lists it protects:
+//
+//   - openat of store files, O_CREAT included (openFDLocked: from acquireFD,
+//     and when a window is mapped), and close of descriptors: those the
+//     LRU evicts (on an open, on releaseFD, when Lend's dup runs out of
+//     descriptors) and those of a blob freed, closed or not adopted;
+//   - mmap of a window (pinWindow), and munmap: of windows the LRU evicts
+//     (before an mmap, or on unpinWindow), and of every window of a blob
+//     lent, freed, closed or not adopted (unmapBlobWindowsLocked);
+//   - unlinkat of a freed blob's store file (Free);
+//   - fsync of the store directory (syncDir, from Sync);
+//   - Files' listing of the directory (openat, getdents, close);
+//   - fstatat of every lent blob's store file (Stats);
+//   - dup of the directory descriptor (Check) and its close (Close);
+//   - log lines of failed evictions, and Check's walk of the caches.
+//
+// So a store file's open, mmap, munmap, close and unlink, and the
+// directory's fsync, stall every blob while they run. All other system
+// calls on a store file run under the blob's mu alone, with the descriptor
+// or window pinned: pread, pwrite, fallocate, ftruncate, fdatasync, fstat,
+// fstatat (adoptLocked), lseek and Lend's dup of the descriptor; msync,
+// madvise (populate) and the copies through the mappings.
+//
+// Fields say "Protected by X." and carry +checklocks annotations where the
+// analyzer (gVisor's checklocks) can check them: the fields of Blob under
+// Blob.mu and of Store under Store.mu. Fields of one type protected by
+// another's lock (windows, descriptor slots, Blob.wins and Blob.fd under
+// Store.mu; a loan under its blob's mu) say so in prose only.
 package mapstore

@@ -1,6 +1,31 @@
 package mapstore
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
+
+// Page numbers: page p holds the bytes [p*PageSize, (p+1)*PageSize).
+
+// pageUp returns the number of the page that starts at or after off ≥ 0,
+// without overflow: pageUp(math.MaxInt64) is lastPage+1.
+func pageUp(off int64) int64 {
+	p := off >> pageShift
+	if off&(PageSize-1) != 0 {
+		p++
+	}
+	return p
+}
+
+// pageOff returns the offset of page p ≥ 0, or math.MaxInt64 for a page
+// past lastPage (whose offset 2^63 does not fit): the end of the bytes of
+// pages [0, p).
+func pageOff(p int64) int64 {
+	if p > lastPage {
+		return math.MaxInt64
+	}
+	return p << pageShift
+}
 
 // extent is the half-open range of page numbers [start, end).
 type extent struct {

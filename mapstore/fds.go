@@ -10,13 +10,19 @@ import (
 // on demand and kept in the store's LRU; one pinned by a running system
 // call is never closed under it. When more than MaxFDs are open, the least
 // recently used unpinned ones are closed. Windows stay mapped after their
-// descriptor closes.
-//
-// All fields are protected by Store.mu.
+// descriptor closes. A pin is taken and dropped under Store.mu, by a holder
+// of the blob's mu; the system call it is for runs without Store.mu.
 type fdSlot struct {
-	b          *Blob
-	fd         int // -1 when closed
-	refs       int // pins by running system calls
+	// b is set by newBlob, then read-only.
+	b *Blob
+	// fd is the descriptor, -1 when closed. Protected by Store.mu; whoever
+	// pinned it uses the value acquireFD returned.
+	fd int
+	// refs counts the pins by running system calls. Protected by
+	// Store.mu.
+	refs int
+	// prev and next link the slot into the store's LRU. Protected by
+	// Store.mu.
 	prev, next *fdSlot
 }
 
@@ -25,6 +31,8 @@ type fdSlot struct {
 //
 // Preconditions: b.mu is held, for writing if create. Without create, b's
 // store file exists (b.hasFile).
+//
+// +checklocksread:b.mu
 func (s *Store) acquireFD(b *Blob, create bool) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -50,6 +58,9 @@ func (s *Store) releaseFD(b *Blob) {
 // it, with create) if needed, and marks it most recently used.
 //
 // Preconditions: s.mu is held; b.mu is held, for writing if create.
+//
+// +checklocks:s.mu
+// +checklocksread:b.mu
 func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	if s.closed {
 		return -1, errClosed
@@ -90,7 +101,7 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 		return -1, fmt.Errorf("%w: open store file %s: %w", ErrFault, b.name, err)
 	}
 	if flags == createFlags {
-		b.hasFile = true
+		b.hasFile = true // +checklocksignore: with create, b.mu is held for writing.
 		s.dirDirty.Store(true)
 	}
 	f.fd = fd
@@ -103,6 +114,8 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 // most max are open or all the rest are pinned.
 //
 // Preconditions: s.mu is held.
+//
+// +checklocks:s.mu
 func (s *Store) evictFDsLocked(max int) {
 	for f := s.fds.prev; f != &s.fds && s.nfds > max; {
 		prev := f.prev
@@ -120,6 +133,8 @@ func (s *Store) evictFDsLocked(max int) {
 // closeFDLocked closes f if it is open.
 //
 // Preconditions: s.mu is held; f is not pinned.
+//
+// +checklocks:s.mu
 func (s *Store) closeFDLocked(f *fdSlot) error {
 	if f.fd < 0 {
 		return nil

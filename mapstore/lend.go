@@ -37,14 +37,19 @@ import (
 // store without one lends (CanLend): the filesystem under the store then
 // enforces the limit, for the kernel's writes and the store's alike.
 
-// loan is a blob's state while it is lent.
+// loan is a blob's state while it is lent. It is reached through Blob.loan
+// and Store.loans.
 type loan struct {
-	refs int // Lend calls not yet matched by Return
+	// refs counts the Lend calls not yet matched by Return. Protected by
+	// the blob's mu.
+	refs int
 	// reserved holds pages that may be allocated without data: those
-	// of the blob at Lend, and those fallocated since.
+	// of the blob at Lend, and those fallocated since. Protected by the
+	// blob's mu.
 	reserved extents
 	// accounted is the blob's allocation when lent, counted in Store.used
-	// until Return.
+	// until Return. Set before the loan is in Store.loans, then read-only:
+	// Stats reads it under Store.mu alone.
 	accounted int64
 }
 
@@ -145,6 +150,8 @@ func (b *Blob) Lend(withFD bool) (int, error) {
 // fails too.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) dupLocked(fd int) int {
 	own, err := dupFD(fd)
 	if isEMFILE(err) {
@@ -262,6 +269,8 @@ func (b *Blob) FileStat() (st unix.Stat_t, ok bool, err error) {
 // loanStatLocked fstats a lent blob's store file.
 //
 // Preconditions: b.mu is held; b is lent.
+//
+// +checklocksread:b.mu
 func (b *Blob) loanStatLocked(st *unix.Stat_t) error {
 	fd, err := b.s.acquireFD(b, false)
 	if err != nil {
@@ -277,6 +286,8 @@ func (b *Blob) loanStatLocked(st *unix.Stat_t) error {
 // sizeLocked returns the blob's size: the store file's length while lent.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) sizeLocked() int64 {
 	if b.loan != nil {
 		var st unix.Stat_t
@@ -290,6 +301,8 @@ func (b *Blob) sizeLocked() int64 {
 // allocatedLocked returns the bytes of store space the blob holds.
 //
 // Preconditions: b.mu is held.
+//
+// +checklocksread:b.mu
 func (b *Blob) allocatedLocked() int64 {
 	if b.loan != nil {
 		var st unix.Stat_t
@@ -318,39 +331,33 @@ func (b *Blob) loanErr(op string, err error) error {
 // maximum file size. A read stops at the end of the file with io.EOF.
 //
 // Preconditions: b.mu is held (for writing if write); b is lent; off ≥ 0.
+//
+// +checklocksread:b.mu
 func (b *Blob) loanIOLocked(p []byte, off int64, write bool) (int, error) {
 	fd, err := b.s.acquireFD(b, false)
 	if err != nil {
 		return 0, err
 	}
 	defer b.s.releaseFD(b)
-	op, call := "pread", b.s.sys.Pread
-	if write {
-		op, call = "pwrite", b.s.sys.Pwrite
+	n, err := b.s.fileIO(fd, p, off, write)
+	switch {
+	case err != nil:
+		return n, b.loanErr(ioName(write), err)
+	case n < len(p) && write:
+		return n, b.loanErr(ioName(write), io.ErrShortWrite)
+	case n < len(p):
+		return n, io.EOF
 	}
-	done := 0
-	for done < len(p) {
-		n, err := call(fd, p[done:], off+int64(done))
-		switch {
-		case isEINTR(err):
-			continue
-		case err != nil:
-			return done, b.loanErr(op, err)
-		case n == 0 && write:
-			return done, b.loanErr(op, io.ErrShortWrite)
-		case n == 0:
-			return done, io.EOF
-		}
-		done += n
-	}
-	return done, nil
+	return n, nil
 }
 
-// loanFallocate runs fallocate on a lent blob's store file, and follows
+// loanFallocateLocked runs fallocate on a lent blob's store file, and follows
 // the pages it reserves or frees.
 //
 // Preconditions: b.mu is held for writing; b is lent.
-func (b *Blob) loanFallocate(mode uint32, off, length int64) error {
+//
+// +checklocks:b.mu
+func (b *Blob) loanFallocateLocked(mode uint32, off, length int64) error {
 	fd, err := b.s.acquireFD(b, false)
 	if err != nil {
 		return err
@@ -376,6 +383,8 @@ func (b *Blob) loanFallocate(mode uint32, off, length int64) error {
 // loanTruncateLocked is Truncate of a lent blob.
 //
 // Preconditions: b.mu is held for writing; b is lent; size is checked.
+//
+// +checklocks:b.mu
 func (b *Blob) loanTruncateLocked(size int64) error {
 	fd, err := b.s.acquireFD(b, false)
 	if err != nil {
@@ -403,6 +412,8 @@ func (b *Blob) loanTruncateLocked(size int64) error {
 // again.
 //
 // Preconditions: b.mu is held for writing; b is lent; the range is checked.
+//
+// +checklocks:b.mu
 func (b *Blob) loanZeroRangeLocked(off, length int64, keepSize bool) error {
 	keep := uint32(0)
 	if keepSize {
@@ -421,18 +432,20 @@ func (b *Blob) loanZeroRangeLocked(off, length int64, keepSize bool) error {
 		b.loan.reserved.add(off>>pageShift, pageUp(off+length))
 		return nil
 	}
-	if err := b.loanFallocate(unix.FALLOC_FL_KEEP_SIZE, off, length); err != nil {
+	if err := b.loanFallocateLocked(unix.FALLOC_FL_KEEP_SIZE, off, length); err != nil {
 		return err
 	}
-	if err := b.loanFallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length); err != nil {
+	if err := b.loanFallocateLocked(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length); err != nil {
 		return err
 	}
-	return b.loanFallocate(keep, off, length)
+	return b.loanFallocateLocked(keep, off, length)
 }
 
 // loanSeekLocked is SeekData (whence SEEK_DATA) or SeekHole of a lent blob.
 //
 // Preconditions: b.mu is held; b is lent.
+//
+// +checklocksread:b.mu
 func (b *Blob) loanSeekLocked(off int64, whence int) (int64, error) {
 	if off < 0 {
 		return 0, errNoData
@@ -457,6 +470,9 @@ func (b *Blob) loanSeekLocked(off int64, whence int) (int64, error) {
 //
 // Preconditions: as copyRunLocked; n is cut to src's size and the maximum
 // file size.
+//
+// +checklocks:b.mu
+// +checklocksread:src.mu
 func (b *Blob) copyLoanLocked(src *Blob, srcOff, dstOff, n int64) (int64, error) {
 	buf := make([]byte, min(n, 1<<20))
 	var done int64
@@ -493,6 +509,8 @@ func (b *Blob) copyLoanLocked(src *Blob, srcOff, dstOff, n int64) (int64, error)
 // less what Store.used counts for them.
 //
 // Preconditions: s.mu is held.
+//
+// +checklocks:s.mu
 func (s *Store) loanedBytesLocked() int64 {
 	var d int64
 	for b, l := range s.loans {

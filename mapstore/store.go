@@ -60,14 +60,15 @@ type Stats struct {
 }
 
 // Store is a directory of store files and the caches of their mappings and
-// descriptors. Its methods are safe for concurrent use.
+// descriptors. Its methods are safe for concurrent use. The fields above mu
+// are set by Open and then read-only, or atomic.
 type Store struct {
 	lastFullWarn atomic.Int64 // unix nanoseconds of the last warnFull line
 	// dirDirty is set when a store file is made: the directory entry
 	// is not durable until Sync fsyncs the directory.
 	dirDirty atomic.Bool
 
-	// Set by Open, then read-only.
+	// Set by Open, then read-only: read without mu.
 	dir     string
 	limit   int64 // Options.SizeLimit
 	maxFile int64 // Options.MaxFileSize, normalized
@@ -86,17 +87,44 @@ type Store struct {
 	log      *zap.Logger
 	sys      *Sys
 
-	mu     sync.Mutex
-	closed bool             // Protected by mu.
-	dirfd  int              // Protected by mu: closed by Close.
-	nextID uint64           // Protected by mu: the id Create gives next.
-	blobs  map[uint64]*Blob // Protected by mu: the live blobs.
-	loans  map[*Blob]*loan  // Protected by mu: the lent blobs (lend.go).
-	used   int64            // Protected by mu: bytes allocated over all blobs.
-	wins   window           // Protected by mu: sentinel of the window LRU.
-	nwins  int              // Protected by mu: windows mapped.
-	fds    fdSlot           // Protected by mu: sentinel of the descriptor LRU.
-	nfds   int              // Protected by mu: descriptors open.
+	// mu is the store lock: a leaf under Blob.mu (doc.go says what runs
+	// under it).
+	mu sync.Mutex
+	// closed is set by Close. Protected by mu.
+	// +checklocks:mu
+	closed bool
+	// dirfd is the store directory, closed by Close. Protected by mu;
+	// Close closes it only after it has locked every live blob, so a
+	// live blob's mu keeps it open too (adoptLocked reads it so).
+	// +checklocks:mu
+	dirfd int
+	// nextID is the id Create gives next. Protected by mu.
+	// +checklocks:mu
+	nextID uint64
+	// blobs holds the live blobs by id. Protected by mu.
+	// +checklocks:mu
+	blobs map[uint64]*Blob
+	// loans holds the lent blobs (lend.go). Protected by mu.
+	// +checklocks:mu
+	loans map[*Blob]*loan
+	// used is the bytes allocated over all blobs, lent ones as they were
+	// when lent. Protected by mu.
+	// +checklocks:mu
+	used int64
+	// wins is the sentinel of the window LRU (windows.go). Protected by
+	// mu.
+	// +checklocks:mu
+	wins window
+	// nwins is the number of windows mapped. Protected by mu.
+	// +checklocks:mu
+	nwins int
+	// fds is the sentinel of the descriptor LRU (fds.go). Protected by
+	// mu.
+	// +checklocks:mu
+	fds fdSlot
+	// nfds is the number of descriptors open. Protected by mu.
+	// +checklocks:mu
+	nfds int
 }
 
 // Open opens the store in opts.Dir, creating the directory if needed. Store
@@ -332,6 +360,8 @@ func (s *Store) unreserve(pages int64) {
 // several blob locks are taken.
 //
 // Preconditions: s.mu is held.
+//
+// +checklocks:s.mu
 func (s *Store) sortedBlobsLocked() []*Blob {
 	blobs := make([]*Blob, 0, len(s.blobs))
 	for _, b := range s.blobs {
@@ -352,6 +382,9 @@ func (s *Store) sortedBlobsLocked() []*Blob {
 // dropBlobLocked unmaps b's windows and closes its descriptor.
 //
 // Preconditions: b.mu is held for writing; s.mu is held.
+//
+// +checklocks:s.mu
+// +checklocks:b.mu
 func (s *Store) dropBlobLocked(b *Blob) error {
 	err := s.unmapBlobWindowsLocked(b, 0)
 	return errors.Join(err, s.closeFDLocked(&b.fd))

@@ -27,7 +27,8 @@ type Sys struct {
 	Munmap    func(b []byte) error
 	Msync     func(b []byte, flags int) error
 	// Pread and Pwrite serve the bytes of the last page below 2^63,
-	// which cannot be mapped.
+	// which cannot be mapped, the writes of a store that is not a tmpfs
+	// (mappedio.go), and a lent blob's reads and writes.
 	Pread  func(fd int, p []byte, off int64) (n int, err error)
 	Pwrite func(fd int, p []byte, off int64) (n int, err error)
 }

@@ -482,13 +482,13 @@ func TestTopInjectedFailures(t *testing.T) {
 	if err := b.Truncate(top); err != nil {
 		t.Errorf("Truncate with the regrow failing = %v", err)
 	}
-	if b.Allocated() != 0 || b.fileSize != top {
-		t.Errorf("allocated %d, store file size %d", b.Allocated(), b.fileSize)
+	if b.Allocated() != 0 || fileSizeOf(b) != top {
+		t.Errorf("allocated %d, store file size %d", b.Allocated(), fileSizeOf(b))
 	}
 	mustCheck(t, s)
 	mustWrite(t, b, pattern(5, 4), math.MaxInt64-5)
-	if b.Allocated() != pg || b.fileSize != math.MaxInt64 {
-		t.Errorf("allocated %d, store file size %d", b.Allocated(), b.fileSize)
+	if b.Allocated() != pg || fileSizeOf(b) != math.MaxInt64 {
+		t.Errorf("allocated %d, store file size %d", b.Allocated(), fileSizeOf(b))
 	}
 	mustCheck(t, s)
 	f.reset()

@@ -7,7 +7,8 @@ import (
 
 // A View is a read of a blob handed out without copying: slices of the
 // blob's mappings for its data pages, and of a shared buffer of zeros for
-// the rest. Until Release, the blob is held for reading (so it cannot
+// the rest (the bytes of a lent blob, and those past the mappable range,
+// are copied into buffers after all). Until Release, the blob is held for reading (so it cannot
 // change, be truncated or be lent) and the windows the slices lie in are
 // pinned (so the store's LRU cannot unmap them): the slices stay valid
 // while a reply made of them is still being written to the kernel
@@ -16,11 +17,18 @@ import (
 // The slices may only be read, and only by system calls (writev to the
 // FUSE device): a page the kernel cannot back then fails that call with
 // EFAULT, where a copy by Go code would take a SIGBUS.
+//
+// A View belongs to one goroutine at a time, the one that called ReadView
+// and then the one that calls Release; its fields are not shared. While it
+// is out, that goroutine holds b.mu for reading: it must not call methods
+// of b that change it (they would wait for Release), nor, while a change of
+// b waits, methods that share it (Go's RWMutex makes a new reader wait for
+// a waiting writer).
 type View struct {
 	b      *Blob
 	slices [][]byte
-	wins   []*window
-	n      int
+	wins   []*window // the pinned windows, unpinned by Release
+	n      int       // bytes in slices
 }
 
 // zeros backs the slices of holes: never written.
@@ -30,9 +38,15 @@ var viewPool = sync.Pool{New: func() any { return new(View) }}
 
 // ReadView reads len(buf) bytes at off as ReadAt does, with the same
 // results, but hands out the mapped bytes themselves where it can. buf
-// holds what must be copied after all: a lent blob's bytes, and those past
-// the mappable range. The caller reads v.Slices() and then calls
-// v.Release() exactly once. On error there is no view.
+// holds a lent blob's bytes, which must be copied after all; the bytes past
+// the mappable range come in a buffer of their own. The caller reads
+// v.Slices() and then calls v.Release() exactly once. On error there is no
+// view.
+//
+// The view holds b.mu for reading from here to Release, which the analyzer
+// cannot follow.
+//
+// +checklocksignore
 func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 	b.mu.RLock()
 	v := viewPool.Get().(*View)
@@ -49,6 +63,8 @@ func (b *Blob) ReadView(buf []byte, off int64) (*View, error) {
 // errors.
 //
 // Preconditions: v.b.mu is held for reading.
+//
+// +checklocksread:v.b.mu
 func (v *View) readLocked(buf []byte, off int64) error {
 	b := v.b
 	switch {
@@ -70,7 +86,7 @@ func (v *View) readLocked(buf []byte, off int64) error {
 		buf = buf[:b.size-off]
 		eof = io.EOF
 	}
-	if err := v.fillLocked(buf, off); err != nil {
+	if err := v.fillLocked(off, off+int64(len(buf))); err != nil {
 		return err
 	}
 	return eof
@@ -83,40 +99,27 @@ func (v *View) add(p []byte) {
 	}
 }
 
-// fillLocked adds the blob's bytes at off, len(buf) of them, all below
-// the blob's size.
+// fillLocked adds the blob's bytes [off, end), all below the blob's size:
+// slices of zeros for the pages without data, slices of the mappings for
+// the data pages, whose windows stay pinned until Release.
 //
 // Preconditions: v.b.mu is held for reading.
-func (v *View) fillLocked(buf []byte, off int64) error {
+//
+// +checklocksread:v.b.mu
+func (v *View) fillLocked(off, end int64) error {
 	b := v.b
-	s := b.s
-	return b.runsLocked(off, off+int64(len(buf)), func(pos, next int64, data bool) error {
+	return b.runsLocked(off, end, func(pos, next int64, data bool) error {
+		if data {
+			_, err := b.forWindowsLocked(pos, next, false, &v.wins, func(mem []byte, _ int64) error { // +checklocksignore: fn runs under b.mu.
+				v.add(mem)
+				return nil
+			})
+			return err
+		}
 		for pos < next {
-			switch {
-			case !data:
-				c := min(next-pos, int64(len(zeros)))
-				v.add(zeros[:c])
-				pos += c
-			case pos >= s.mapLimit:
-				p := buf[pos-off : next-off]
-				if _, err := b.tailIOLocked(p, pos, false); err != nil {
-					return err
-				}
-				v.add(p)
-				pos = next
-			default:
-				idx := pos >> s.winShift
-				w, err := s.pinWindow(b, idx)
-				if err != nil {
-					return err
-				}
-				v.wins = append(v.wins, w)
-				wo := pos - idx<<s.winShift
-				c := min(int64(len(w.mem))-wo, next-pos)
-				populate(w, wo, int(c), false)
-				v.add(w.mem[wo : wo+c])
-				pos += c
-			}
+			c := min(next-pos, int64(len(zeros)))
+			v.add(zeros[:c])
+			pos += c
 		}
 		return nil
 	})
@@ -143,6 +146,8 @@ func (v *View) Len() int { return v.n }
 
 // Release unpins the view's windows and lets the blob change again. The
 // view and its slices must not be used after.
+//
+// +checklocksignore: b.mu is ReadView's.
 func (v *View) Release() {
 	for _, w := range v.wins {
 		v.b.s.unpinWindow(w)

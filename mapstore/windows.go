@@ -9,22 +9,35 @@ import (
 
 // A window maps WindowSize bytes of one store file, aligned to WindowSize,
 // MAP_SHARED and read-write. It is mapped when first needed, pinned while a
-// copy into or out of it runs, and unmapped by the store's LRU when the
-// store holds more than MaxWindows and the window is not pinned. Its mem is
-// never moved or resized, so a slice of it stays valid while it is pinned.
+// copy into or out of it runs (forWindowsLocked), a View of it is out, or
+// Sync msyncs it, and unmapped by the store's LRU when the store holds more
+// than MaxWindows and the window is not pinned. Its mem is never moved or
+// resized, so a slice of it stays valid while it is pinned.
 //
-// All fields are protected by Store.mu, except that mem may be read and
-// written without it by whoever pinned the window.
+// A pin is taken and dropped under Store.mu, by a holder of the blob's mu;
+// the blob's mu is held, for reading at least, as long as a window of it is
+// pinned. So a window is unmapped only under Store.mu with no pin, and
+// windows are unmapped under the blob's mu held for writing (Lend, Free)
+// only once no pin can be left.
 type window struct {
-	b          *Blob
-	idx        int64  // window number: maps [idx*WindowSize, idx*WindowSize+len(mem))
-	mem        []byte // the mapping
-	refs       int    // pins by running copies
+	// b and idx are set when the window is mapped, then read-only: it
+	// maps [idx*WindowSize, idx*WindowSize+len(mem)) of b's store file.
+	b   *Blob
+	idx int64
+	// mem is the mapping. Protected by Store.mu, except that whoever
+	// pinned the window may read it, and read and write its bytes,
+	// without Store.mu.
+	mem []byte
+	// refs counts the pins. Protected by Store.mu.
+	refs int
+	// prev and next link the window into the store's LRU. Protected by
+	// Store.mu.
 	prev, next *window
 	// filled marks the chunks of mem (1/32 of the window each, at least
 	// a page) that populate has mapped into the page tables: bit i for
-	// reading, bit 32+i for writing. Read and set without Store.mu by
-	// whoever pinned the window (populate).
+	// reading, bit 32+i for writing. Atomic: read and set without
+	// Store.mu by whoever pinned the window (populate), cleared under
+	// Store.mu (unfillLocked).
 	filled atomic.Uint64
 }
 
@@ -40,6 +53,8 @@ func (s *Store) windowLen(idx int64) int64 {
 //
 // Preconditions: b.mu is held, for reading or writing. b's store file
 // exists and is at least as long as the window (b.fileSize ≥ window end).
+//
+// +checklocksread:b.mu
 func (s *Store) pinWindow(b *Blob, idx int64) (*window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,6 +76,8 @@ func (s *Store) pinWindow(b *Blob, idx int64) (*window, error) {
 // populated: a punch removed them from the page tables.
 //
 // Preconditions: b.mu is held for writing.
+//
+// +checklocks:b.mu
 func (s *Store) unfillLocked(b *Blob, off, end int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,6 +112,9 @@ func (s *Store) unpinWindow(w *window) {
 //
 // Preconditions: s.mu and b.mu are held; window idx of b is not mapped;
 // b.fileSize covers the window.
+//
+// +checklocks:s.mu
+// +checklocksread:b.mu
 func (s *Store) mapWindowLocked(b *Blob, idx int64) (*window, error) {
 	if s.closed {
 		return nil, errClosed
@@ -136,6 +156,8 @@ func (s *Store) mapWindowLocked(b *Blob, idx int64) (*window, error) {
 // most max remain or all the rest are pinned.
 //
 // Preconditions: s.mu is held.
+//
+// +checklocks:s.mu
 func (s *Store) evictWindowsLocked(max int) {
 	for w := s.wins.prev; w != &s.wins && s.nwins > max; {
 		prev := w.prev
@@ -154,6 +176,8 @@ func (s *Store) evictWindowsLocked(max int) {
 // unmapWindowLocked unmaps w and forgets it, even if munmap fails.
 //
 // Preconditions: s.mu is held; w is not pinned.
+//
+// +checklocks:s.mu
 func (s *Store) unmapWindowLocked(w *window) error {
 	w.unlink()
 	delete(w.b.wins, w.idx)
@@ -173,6 +197,9 @@ func (s *Store) unmapWindowLocked(w *window) error {
 //
 // Preconditions: s.mu is held; b.mu is held for writing, so no window of b
 // is pinned.
+//
+// +checklocks:s.mu
+// +checklocks:b.mu
 func (s *Store) unmapBlobWindowsLocked(b *Blob, from int64) error {
 	var first error
 	for idx, w := range b.wins {
