@@ -93,9 +93,10 @@ func (fsys *filesystem) writeSnapshot(sn *journal.Snapshot) int {
 	return inodes
 }
 
-// Close ends persistence after the server stopped: a last snapshot, so
-// that the next mount has no journal to replay and atimes are saved, and
-// the store's lock is let go.
+// closePersist ends persistence after the server stopped: a last
+// snapshot, so that the next mount has no journal to replay and atimes
+// are saved, and the journal is closed. The store's Close lets go of its
+// lock.
 func (fsys *filesystem) closePersist() error {
 	if fsys.persist == nil {
 		return nil

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -17,20 +16,16 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"mmapfs/mapstore"
 )
 
-// Paths inside a store directory.
+// Names of the files in the journal's directory.
 const (
-	LockName  = "lock"
-	MetaDir   = "meta"
-	BlobsDir  = "blobs"
 	snapName  = "snapshot-"
 	jrnlName  = "journal-"
 	tmpSuffix = ".tmp"
 )
-
-// ErrInUse is returned when another process serves the store.
-var ErrInUse = errors.New("in use")
 
 // ErrDamaged is returned by Open when the metadata is damaged beyond a torn
 // journal tail; fsck --repair salvages what is left.
@@ -38,8 +33,8 @@ var ErrDamaged = errors.New("metadata damaged")
 
 // Options configure Open.
 type Options struct {
-	// ReadOnly opens without changing anything: no lock file is
-	// created, torn tails stay, nothing is written. For fsck.
+	// ReadOnly opens without changing anything: torn tails and stale
+	// files stay, nothing is written. For fsck.
 	ReadOnly bool
 	// Salvage loads what can be read of damaged metadata instead of
 	// failing with ErrDamaged. For fsck --repair.
@@ -52,23 +47,21 @@ type Options struct {
 
 // Report says what Open found on the way.
 type Report struct {
-	Fresh      bool     // a new, empty store
 	Generation uint64   // of the snapshot and journal now in use
 	Frames     int      // journal frames replayed
 	Bytes      int64    // bytes of snapshot and journal read
 	Dropped    int64    // bytes of torn journal tail dropped
 	Damage     []string // damage found, in plain words
 	Notes      []string // things tidied up (stale files)
-	Repaired   []string // problems Open repaired itself
 }
 
-// Meta is the metadata of an open store: its lock, and the journal that
-// changes are committed to. Its methods are safe for concurrent use.
+// Meta is the metadata of an open store: the snapshot and journals of its
+// directory, and the journal that changes are committed to. Its methods are
+// safe for concurrent use. Whoever opens it keeps other processes away from
+// the directory (package store locks the store).
 type Meta struct {
-	dir     string
-	metaDir string
+	dir     string // the journal's directory
 	log     *zap.Logger
-	lock    *os.File
 	ro      bool
 	compact int64
 
@@ -86,73 +79,26 @@ type Meta struct {
 	snapSize int64  // Protected by mu: bytes of the last snapshot.
 }
 
-// Open opens the store in dir, creating it if it does not exist, takes its
-// lock, and loads its metadata. The State is the tree as the last committed
-// change left it; Report says what was found.
+// Open loads the snapshot and journals in dir, the journal's directory,
+// which must exist, and opens the journal for appending (not with
+// ReadOnly). The State is the tree as the last committed change left it;
+// Report says what was found. Errors do not name dir: the caller says
+// whose metadata it is.
 func Open(dir string, opts Options) (*Meta, *State, *Report, error) {
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	m := &Meta{dir: dir, metaDir: filepath.Join(dir, MetaDir), log: log, ro: opts.ReadOnly, compact: opts.CompactBytes}
+	m := &Meta{dir: dir, log: log, ro: opts.ReadOnly, compact: opts.CompactBytes}
 	if m.compact == 0 {
 		m.compact = 64 << 20
 	}
 	rep := &Report{}
-	if err := m.prepareDir(rep); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := m.takeLock(rep); err != nil {
-		return nil, nil, nil, err
-	}
 	st, err := m.load(rep, opts.Salvage)
 	if err != nil {
-		m.unlock()
 		return nil, nil, nil, err
 	}
 	return m, st, rep, nil
-}
-
-// prepareDir checks that dir is a store, or makes a new one.
-func (m *Meta) prepareDir(rep *Report) error {
-	// The directory itself may be reached through a symlink (the user's
-	// choice); nothing inside it is.
-	fi, err := os.Stat(m.dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist) && !m.ro:
-		if err := os.MkdirAll(m.dir, 0o700); err != nil {
-			return fmt.Errorf("store %s: %w", m.dir, err)
-		}
-	case err != nil:
-		return fmt.Errorf("store %s: %w", m.dir, err)
-	case !fi.IsDir():
-		return fmt.Errorf("store %s is not a directory", m.dir)
-	}
-	if _, err := os.Lstat(m.metaDir); err == nil {
-		return nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("store %s: %w", m.dir, err)
-	}
-	names, err := readNames(m.dir)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", m.dir, err)
-	}
-	for _, n := range names {
-		if n != LockName && n != BlobsDir && n != "lost+found" {
-			return fmt.Errorf("store %s is not empty and is not an mmapfs store (it holds %q)", m.dir, n)
-		}
-	}
-	if m.ro {
-		return fmt.Errorf("store %s has no metadata: it is not an mmapfs store", m.dir)
-	}
-	if err := os.Mkdir(m.metaDir, 0o700); err != nil {
-		return fmt.Errorf("store %s: %w", m.dir, err)
-	}
-	if err := os.Chmod(m.dir, 0o700); err != nil {
-		return fmt.Errorf("store %s: %w", m.dir, err)
-	}
-	rep.Fresh = true
-	return syncDir(m.dir)
 }
 
 // removing says what load does with a stale file: removes it, or, read
@@ -164,67 +110,10 @@ func (m *Meta) removing() string {
 	return "removed"
 }
 
-// takeLock locks the store for this process with flock; a second server
-// gets ErrInUse with the pid the lock file names.
-func (m *Meta) takeLock(rep *Report) error {
-	name := filepath.Join(m.dir, LockName)
-	if fi, err := os.Lstat(name); err == nil && !fi.Mode().IsRegular() {
-		if m.ro {
-			return nil // fsck reports it
-		}
-		// Not ours: an empty directory or a symlink is replaced, and
-		// anything else is left for the user.
-		if err := os.Remove(name); err != nil {
-			return fmt.Errorf("store %s: %s is not a regular file and cannot be replaced: %w", m.dir, name, err)
-		}
-		m.log.Warn("replaced a lock that was not a regular file", zap.String("lock", name))
-		rep.Repaired = append(rep.Repaired, fmt.Sprintf("%s was not a regular file (a %s): replaced it with a lock file", LockName, fi.Mode().Type()))
-	}
-	flags := os.O_RDWR | os.O_CREATE | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	if m.ro {
-		flags = os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	}
-	f, err := os.OpenFile(name, flags, 0o600)
-	if m.ro && errors.Is(err, os.ErrNotExist) {
-		return nil // never mounted with this version: nothing holds it
-	}
-	if err != nil {
-		return fmt.Errorf("store %s: lock: %w", m.dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		pid, _ := io.ReadAll(io.LimitReader(f, 32))
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			who := "another process"
-			if p := strings.TrimSpace(string(pid)); p != "" {
-				who = "process " + p
-			}
-			return fmt.Errorf("store %s is %w by %s (one mmapfs serves a store at a time)", m.dir, ErrInUse, who)
-		}
-		return fmt.Errorf("store %s: lock: %w", m.dir, err)
-	}
-	if !m.ro {
-		_ = f.Truncate(0)
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	m.lock = f
-	return nil
-}
+// rel names a file of the directory in messages: meta/NAME.
+func (m *Meta) rel(name string) string { return filepath.Base(m.dir) + "/" + name }
 
-func (m *Meta) unlock() {
-	if m.lock != nil {
-		m.lock.Close()
-		m.lock = nil
-	}
-}
-
-// Dir returns the store directory.
-func (m *Meta) Dir() string { return m.dir }
-
-// BlobsPath returns the directory of the store files.
-func (m *Meta) BlobsPath() string { return filepath.Join(m.dir, BlobsDir) }
-
-// metaFile is a file in meta/.
+// metaFile is a snapshot or journal file of the directory.
 type metaFile struct {
 	name string
 	kind uint32
@@ -234,9 +123,9 @@ type metaFile struct {
 // load reads the snapshot and journals into a state and opens the journal
 // for appending.
 func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
-	names, err := readNames(m.metaDir)
+	names, err := readNames(m.dir)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", m.dir, err)
+		return nil, err
 	}
 	var snaps, jrnls []metaFile
 	for _, n := range names {
@@ -247,7 +136,7 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 			// A snapshot that compaction did not finish.
 			rep.Notes = append(rep.Notes, m.removing()+" the unfinished snapshot "+n)
 			if !m.ro {
-				_ = os.Remove(filepath.Join(m.metaDir, n))
+				_ = os.Remove(filepath.Join(m.dir, n))
 			}
 			continue
 		case strings.HasPrefix(n, snapName):
@@ -255,12 +144,12 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		case strings.HasPrefix(n, jrnlName):
 			mf.kind, rest = kindJournal, n[len(jrnlName):]
 		default:
-			rep.Notes = append(rep.Notes, fmt.Sprintf("meta/%s is not a file mmapfs writes; it is left alone", n))
+			rep.Notes = append(rep.Notes, m.rel(n)+" is not a file mmapfs writes; it is left alone")
 			continue
 		}
 		g, err := strconv.ParseUint(rest, 16, 64)
 		if err != nil || len(rest) != 16 {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("meta/%s is not a file mmapfs writes; it is left alone", n))
+			rep.Notes = append(rep.Notes, m.rel(n)+" is not a file mmapfs writes; it is left alone")
 			continue
 		}
 		mf.name, mf.gen = n, g
@@ -286,9 +175,9 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 			break
 		}
 		if errors.Is(err, ErrVersion) {
-			return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, snaps[i].name, err)
+			return nil, fmt.Errorf("%s: %w", m.rel(snaps[i].name), err)
 		}
-		rep.Damage = append(rep.Damage, fmt.Sprintf("snapshot meta/%s is damaged: %v", snaps[i].name, err))
+		rep.Damage = append(rep.Damage, fmt.Sprintf("snapshot %s is damaged: %v", m.rel(snaps[i].name), err))
 		if partial == nil {
 			partial, partialGen = s, snaps[i].gen
 		}
@@ -312,12 +201,12 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		if j.gen < gen {
 			rep.Notes = append(rep.Notes, m.removing()+" the compacted journal "+j.name)
 			if !m.ro {
-				_ = os.Remove(filepath.Join(m.metaDir, j.name))
+				_ = os.Remove(filepath.Join(m.dir, j.name))
 			}
 			continue
 		}
 		if len(use) > 0 && j.gen != use[len(use)-1].gen+1 || len(use) == 0 && j.gen != gen {
-			rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s does not follow on from generation %d", j.name, gen))
+			rep.Damage = append(rep.Damage, fmt.Sprintf("journal %s does not follow on from generation %d", m.rel(j.name), gen))
 		}
 		use = append(use, j)
 	}
@@ -326,18 +215,18 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		valid, size, seq, err := m.replay(j, st, rep, salvage)
 		if err != nil {
 			if errors.Is(err, ErrVersion) {
-				return nil, fmt.Errorf("store %s: meta/%s: %w", m.dir, j.name, err)
+				return nil, fmt.Errorf("%s: %w", m.rel(j.name), err)
 			}
 			return nil, err
 		}
 		if valid < size {
 			dropped := size - valid
 			if !last {
-				rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s is damaged after byte %d (%d bytes unreadable); later journals follow it", j.name, valid, dropped))
+				rep.Damage = append(rep.Damage, fmt.Sprintf("journal %s is damaged after byte %d (%d bytes unreadable); later journals follow it", m.rel(j.name), valid, dropped))
 			} else {
 				rep.Dropped += dropped
 				m.log.Warn("dropped a torn or damaged journal tail: a change being written when the server stopped",
-					zap.String("journal", filepath.Join(m.metaDir, j.name)),
+					zap.String("journal", filepath.Join(m.dir, j.name)),
 					zap.Int64("at", valid), zap.Int64("bytes", dropped))
 			}
 		}
@@ -350,8 +239,7 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 		}
 	}
 	if len(rep.Damage) > 0 && !salvage {
-		return nil, fmt.Errorf("store %s: %w: %s; run `mmapfs fsck --store %s --repair`",
-			m.dir, ErrDamaged, strings.Join(rep.Damage, "; "), m.dir)
+		return nil, fmt.Errorf("%w: %s", ErrDamaged, strings.Join(rep.Damage, "; "))
 	}
 	rep.Generation = gen
 	m.gen = gen
@@ -364,29 +252,29 @@ func (m *Meta) load(rep *Report, salvage bool) (*State, error) {
 // openJournal opens journal m.gen for appending at m.off, creating it (or
 // rewriting its header) if needed.
 func (m *Meta) openJournal(exists bool) error {
-	name := filepath.Join(m.metaDir, jrnlName+genHex(m.gen))
+	name := filepath.Join(m.dir, jrnlName+genHex(m.gen))
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if m.off < headerSize {
 		if _, err := f.WriteAt(header(kindJournal, m.gen), 0); err != nil {
 			f.Close()
-			return fmt.Errorf("store %s: journal: %w", m.dir, err)
+			return fmt.Errorf("journal: %w", err)
 		}
 		m.off, m.seq = headerSize, 1
 	}
 	// A dropped tail goes, so that new frames follow the valid ones.
 	if err := f.Truncate(m.off); err != nil {
 		f.Close()
-		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("store %s: journal: %w", m.dir, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if !exists {
-		if err := syncDir(m.metaDir); err != nil {
+		if err := syncDir(m.dir); err != nil {
 			f.Close()
 			return err
 		}
@@ -399,7 +287,7 @@ func (m *Meta) openJournal(exists bool) error {
 // readSnapshot reads a whole snapshot. On an error it also returns what it
 // could read.
 func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
-	data, err := os.ReadFile(filepath.Join(m.metaDir, mf.name))
+	data, err := os.ReadFile(filepath.Join(m.dir, mf.name))
 	st := NewState()
 	if err != nil {
 		return st, 0, err
@@ -434,9 +322,9 @@ func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
 // Damage in the middle (intact frames follow a bad one) is reported in
 // rep; with salvage the intact frames after it are applied too.
 func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid, size int64, seq uint64, err error) {
-	data, err := os.ReadFile(filepath.Join(m.metaDir, mf.name))
+	data, err := os.ReadFile(filepath.Join(m.dir, mf.name))
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("store %s: %w", m.dir, err)
+		return 0, 0, 0, err
 	}
 	rep.Bytes += int64(len(data))
 	if len(data) < headerSize {
@@ -447,7 +335,7 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid,
 		return 0, 0, 0, err
 	}
 	if err != nil || kind != kindJournal || gen != mf.gen {
-		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s has a damaged header", mf.name))
+		rep.Damage = append(rep.Damage, fmt.Sprintf("journal %s has a damaged header", m.rel(mf.name)))
 		if !salvage {
 			return 0, int64(len(data)), 1, nil
 		}
@@ -467,7 +355,7 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid,
 		if !ok {
 			return int64(off), int64(len(data)), seq, nil // a torn tail
 		}
-		rep.Damage = append(rep.Damage, fmt.Sprintf("journal meta/%s is damaged at byte %d, and intact changes follow from byte %d", mf.name, off, off+at))
+		rep.Damage = append(rep.Damage, fmt.Sprintf("journal %s is damaged at byte %d, and intact changes follow from byte %d", m.rel(mf.name), off, off+at))
 		if !salvage {
 			return int64(len(data)), int64(len(data)), seq, nil
 		}
@@ -574,7 +462,7 @@ func (m *Meta) syncLocked() error {
 		m.unsynced = false
 	}
 	if m.dirSync {
-		if err := syncDir(m.metaDir); err != nil {
+		if err := syncDir(m.dir); err != nil {
 			return err
 		}
 		m.dirSync = false
@@ -637,7 +525,7 @@ func (m *Meta) BeginCompact() (*Snapshot, error) {
 		return nil, err
 	}
 	gen := m.gen + 1
-	tmp := filepath.Join(m.metaDir, snapName+genHex(gen)+tmpSuffix)
+	tmp := filepath.Join(m.dir, snapName+genHex(gen)+tmpSuffix)
 	sf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		m.compacting.Store(false)
@@ -696,12 +584,12 @@ func (sn *Snapshot) Finish() error {
 	if cerr := sn.f.Close(); err == nil {
 		err = cerr
 	}
-	final := filepath.Join(m.metaDir, snapName+genHex(sn.gen))
+	final := filepath.Join(m.dir, snapName+genHex(sn.gen))
 	if err == nil {
 		err = os.Rename(tmp, final)
 	}
 	if err == nil {
-		err = syncDir(m.metaDir)
+		err = syncDir(m.dir)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -712,7 +600,7 @@ func (sn *Snapshot) Finish() error {
 	m.mu.Lock()
 	m.snapSize = sn.bytes
 	m.mu.Unlock()
-	names, _ := readNames(m.metaDir)
+	names, _ := readNames(m.dir)
 	for _, n := range names {
 		var rest string
 		switch {
@@ -724,7 +612,7 @@ func (sn *Snapshot) Finish() error {
 			continue
 		}
 		if g, err := strconv.ParseUint(rest, 16, 64); err == nil && g < sn.gen {
-			_ = os.Remove(filepath.Join(m.metaDir, n))
+			_ = os.Remove(filepath.Join(m.dir, n))
 		}
 	}
 	return nil
@@ -737,7 +625,7 @@ func (sn *Snapshot) Abort() {
 	sn.m.compacting.Store(false)
 }
 
-// Close syncs and closes the journal and lets go of the lock.
+// Close syncs and closes the journal.
 func (m *Meta) Close() error {
 	m.mu.Lock()
 	err := m.syncLocked()
@@ -748,7 +636,6 @@ func (m *Meta) Close() error {
 		m.f = nil
 	}
 	m.mu.Unlock()
-	m.unlock()
 	return err
 }
 
@@ -764,28 +651,11 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	slices.Sort(names)
-	return names, err
-}
+// readNames returns the names in dir, sorted.
+func readNames(dir string) ([]string, error) { return mapstore.ReadDirNames(dir) }
 
-func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error { return mapstore.SyncDir(dir) }
 
 // AddState adds the whole of st to the snapshot, for a store rewritten
 // from a loaded state (fsck --repair).

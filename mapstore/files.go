@@ -1,6 +1,7 @@
 package mapstore
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -51,4 +52,17 @@ func ReadDirNames(dir string) ([]string, error) {
 // size, as lseek SEEK_DATA/SEEK_HOLE report them, in order.
 func DataRanges(fd int, size int64, fn func(start, end int64)) error {
 	return dataRanges(fd, size, fn)
+}
+
+// SyncDir makes the entries of directory dir durable (fsync).
+func SyncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }

@@ -588,21 +588,3 @@ func parseID(s string, group bool) (uint32, error) {
 	}
 	return uint32(n), nil
 }
-
-// formatBytes writes n the way the messages and the help do: "64 MiB",
-// "1.5 GiB".
-func formatBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	u := 0
-	for u+1 < len(units) && n >= int64(1)<<(10*(u+1)) {
-		u++
-	}
-	if u == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	div := int64(1) << (10 * u)
-	if n%div == 0 {
-		return fmt.Sprintf("%d %s", n/div, units[u])
-	}
-	return fmt.Sprintf("%.1f %s", float64(n)/float64(div), units[u])
-}
