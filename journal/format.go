@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 )
 
 // Version is the format version this package reads and writes.
@@ -111,8 +112,9 @@ func parseHeader(h []byte) (kind uint32, gen uint64, err error) {
 
 // Batch is the records of one frame being built.
 type Batch struct {
-	buf []byte // frameHead bytes of room, then the records
-	n   int    // records
+	buf  []byte     // frameHead bytes of room, then the records
+	n    int        // records
+	pool *sync.Pool // the pool of the Meta whose Batch made it; nil = the caller's
 }
 
 // Reset empties the batch for reuse.

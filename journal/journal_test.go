@@ -226,12 +226,12 @@ func testAddState(sn *Snapshot, st *State, perBatch int) {
 		}
 		n++
 		if n == perBatch {
-			sn.Add(&b, n)
+			sn.add(&b, uint64(n))
 			b.Reset()
 			n = 0
 		}
 	}
-	sn.Add(&b, n)
+	sn.add(&b, uint64(n))
 }
 
 // ---------------------------------------------------------------------
