@@ -152,7 +152,7 @@ func (fsys *filesystem) loadState(cfg Config, meta *journal.Meta) error {
 		}
 		root.initNode(fsys, journal.RootIno, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
 		root.nlink = 2
-		b := p.batch()
+		b := meta.Batch()
 		root.mu.Lock()
 		root.addInodeLocked(b, true)
 		root.mu.Unlock()

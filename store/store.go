@@ -12,7 +12,7 @@
 //	lock                 taken with flock by the process that serves the store
 //	meta/                the metadata: snapshot and journals (package journal)
 //	blobs/               the file data, one store file per blob (package mapstore)
-//	lost+found/          may be there; fsck puts what it finds in the tree's own
+//	lost+found/          may be there (a filesystem's root has one); left alone
 //
 // A later kind of store (another layout, a store on a network filesystem)
 // is another way of filling a Store: the filesystem sees only its accessors.
