@@ -2,6 +2,7 @@ package fs
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,6 @@ import (
 type persist struct {
 	meta    *journal.Meta
 	quiesce sync.RWMutex
-	batches sync.Pool
 	failed  atomic.Int64 // unix nanoseconds of the last failure logged
 	queued  atomic.Bool  // a compaction has been started
 
@@ -54,25 +54,12 @@ type persist struct {
 	atimeDirty atomic.Bool
 }
 
-// batch returns an empty batch.
-func (p *persist) batch() *journal.Batch {
-	b, _ := p.batches.Get().(*journal.Batch)
-	if b == nil {
-		b = new(journal.Batch)
-	}
-	b.Reset()
-	return b
-}
-
-// commit commits b and recycles it. A failure becomes the errno of the
-// request, which then applies nothing (see change).
+// commit commits b, which the journal then takes back (b is not to be
+// used after). A failure becomes the errno of the request, which then
+// applies nothing (see change).
 func (fsys *filesystem) commit(b *journal.Batch) syscall.Errno {
 	p := fsys.persist
 	err := p.meta.Commit(b)
-	p.meta.Unreserve(b) // a failed commit may leave it
-	if b.Bytes() < 1<<16 {
-		p.batches.Put(b)
-	}
 	if err == nil {
 		if p.meta.ShouldCompact() && p.queued.CompareAndSwap(false, true) {
 			go func() {
@@ -94,8 +81,8 @@ func (fsys *filesystem) commitFailed(err error) syscall.Errno {
 	if last := p.failed.Load(); now-last > int64(time.Second) && p.failed.CompareAndSwap(last, now) {
 		fsys.log.Error("the metadata journal cannot take a change: the request fails and changes nothing", zap.Error(err))
 	}
-	if errno := toErrno(zap.NewNop(), "journal", err); errno == syscall.ENOSPC {
-		return errno
+	if errors.Is(err, journal.ErrNoSpace) {
+		return syscall.ENOSPC
 	}
 	return syscall.EIO
 }
@@ -199,7 +186,7 @@ type change struct {
 func (fsys *filesystem) begin(nodes ...*node) change {
 	c := change{fsys: fsys}
 	if fsys.persist != nil {
-		c.b = fsys.persist.batch()
+		c.b = fsys.persist.meta.Batch()
 	}
 outer:
 	for _, n := range nodes {
@@ -329,7 +316,7 @@ func (n *node) saveLocked() syscall.Errno {
 	if n.fsys.persist == nil || n.reclaimed {
 		return 0
 	}
-	b := n.fsys.persist.batch()
+	b := n.fsys.persist.meta.Batch()
 	n.addInodeLocked(b, false)
 	return n.fsys.commit(b)
 }

@@ -44,29 +44,23 @@ func (fsys *filesystem) compact() error {
 // writeSnapshot adds the whole tree to sn and returns the number of
 // inodes. The tree must not change meanwhile.
 func (fsys *filesystem) writeSnapshot(sn *journal.Snapshot) int {
-	b := new(journal.Batch)
-	b.Reset()
-	b.Next(fsys.nextIno.Load()+1, fsys.store.NextID())
-	inodes, pending := 0, 0
-	flush := func() {
-		sn.Add(b, pending)
-		b.Reset()
-		pending = 0
-	}
+	sn.Next(fsys.nextIno.Load()+1, fsys.store.NextID())
 	seen := make(map[uint64]bool) // inodes with more than one link
+	var in journal.Inode
 	add := func(n *node) {
 		n.mu.Lock()
+		defer n.mu.Unlock()
 		if n.nlink > 1 && !n.isDir() {
 			if seen[n.ino] {
-				n.mu.Unlock()
 				return
 			}
 			seen[n.ino] = true
 		}
-		n.addInodeLocked(b, true)
-		n.mu.Unlock()
-		inodes++
-		pending++
+		n.inodeLocked(&in)
+		sn.Inode(&in)
+		for name, v := range n.xattr {
+			sn.Xattr(n.ino, name, v)
+		}
 	}
 	add(&fsys.root.node)
 	queue := []*gofs.Inode{fsys.root.EmbeddedInode()}
@@ -80,22 +74,19 @@ func (fsys *filesystem) writeSnapshot(sn *journal.Snapshot) int {
 				continue
 			}
 			add(n)
-			b.Entry(dino, name, n.ino)
+			sn.Entry(dino, name, n.ino)
 			if n.isDir() {
 				queue = append(queue, ch)
 			}
-			if b.Bytes() > 256<<10 {
-				flush()
-			}
 		}
 	}
-	flush()
-	return inodes
+	return sn.Inodes()
 }
 
-// Close ends persistence after the server stopped: a last snapshot, so
-// that the next mount has no journal to replay and atimes are saved, and
-// the store's lock is let go.
+// closePersist ends persistence after the server stopped: a last
+// snapshot, so that the next mount has no journal to replay and atimes
+// are saved, and the journal is closed. The store's Close lets go of its
+// lock.
 func (fsys *filesystem) closePersist() error {
 	if fsys.persist == nil {
 		return nil

@@ -9,9 +9,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"mmapfs/mapstore"
+	"mmapfs/store"
 )
 
 // nameMax is the longest name a directory entry may have, as on tmpfs.
@@ -31,11 +31,9 @@ type filesystem struct {
 	inodes  atomic.Int64  // live inodes, root included
 
 	root    *Dir     // set by NewRoot; immutable
-	persist *persist // nil without a store; see commit.go
-	// spaceDir is where statfs takes its figures from when the store has
-	// no size limit of its own: the directory of its files. "" = report
-	// no limit.
-	spaceDir string
+	persist *persist // nil with a memory store; see commit.go
+	// storeDir is the store directory, which gives statfs its figures.
+	storeDir *store.Store
 	// passthrough: opens lend their store file (File.opened). It is set
 	// when the mount asks for passthrough, and cleared if the kernel
 	// then refuses a store file as a backing file (Mount).
@@ -50,7 +48,9 @@ type filesystem struct {
 	lendWarned atomic.Bool
 }
 
-// NewRoot builds the root directory of a new, empty filesystem.
+// NewRoot builds the root directory of the filesystem of cfg.Store: a new,
+// empty one for a memory store; for a persistent one the root of the tree
+// it holds (OnAdd builds the rest).
 func NewRoot(cfg Config) (*Dir, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("fs: Config.Store is required")
@@ -59,10 +59,7 @@ func NewRoot(cfg Config) (*Dir, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	fsys := &filesystem{store: cfg.Store, log: log, maxInodes: cfg.MaxInodes, spaceDir: cfg.SpaceDir}
-	if cfg.Meta != nil && fsys.spaceDir == "" {
-		fsys.spaceDir = cfg.Meta.BlobsPath()
-	}
+	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, maxInodes: cfg.MaxInodes, storeDir: cfg.Store}
 	fsys.nextIno.Store(1)
 	fsys.inodes.Store(1)
 	mode := cfg.RootMode & 07777
@@ -71,8 +68,8 @@ func NewRoot(cfg Config) (*Dir, error) {
 	}
 	root := &Dir{}
 	fsys.root = root
-	if cfg.Meta != nil {
-		return root, fsys.loadState(cfg)
+	if meta := cfg.Store.Meta(); meta != nil {
+		return root, fsys.loadState(cfg, meta)
 	}
 	root.initNode(fsys, 1, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
 	root.nlink = 2
@@ -102,28 +99,11 @@ func (fsys *filesystem) freeIno() { fsys.inodes.Add(-1) }
 
 // statfs reports the size and inode limits and what is left of them.
 func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
-	const bsize = 4096
-	st := fsys.store.Stats()
-	out.Bsize = bsize
-	out.Frsize = bsize
+	out.Bsize = store.BlockSize
+	out.Frsize = store.BlockSize
 	out.NameLen = nameMax
-	if st.Limit > 0 {
-		out.Blocks = uint64(st.Limit) / bsize
-		used := uint64(st.Used) / bsize
-		if used > out.Blocks {
-			used = out.Blocks
-		}
-		out.Bfree = out.Blocks - used
-		out.Bavail = out.Bfree
-	} else if fsys.spaceDir != "" {
-		// No limit but the filesystem the store is on: its figures.
-		var hs unix.Statfs_t
-		if unix.Statfs(fsys.spaceDir, &hs) == nil {
-			conv := func(n uint64) uint64 { return n * uint64(hs.Bsize) / bsize }
-			out.Blocks = conv(hs.Blocks)
-			out.Bfree = conv(hs.Bfree)
-			out.Bavail = conv(hs.Bavail)
-		}
+	if sp, ok := fsys.storeDir.Space(); ok {
+		out.Blocks, out.Bfree, out.Bavail = sp.Blocks, sp.Bfree, sp.Bavail
 	}
 	if fsys.maxInodes > 0 {
 		out.Files = fsys.maxInodes

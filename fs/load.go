@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -131,16 +132,18 @@ func (d *Dir) OnAdd(ctx context.Context) {
 	}
 }
 
-// loadState prepares the filesystem for a persistent store: it repairs
-// what a crash leaves behind (files unlinked while open, store files no
-// inode names), commits the repairs, and sets up the root; OnAdd builds
-// the rest.
-func (fsys *filesystem) loadState(cfg Config) error {
-	st := cfg.State
-	p := &persist{meta: cfg.Meta}
+// loadState prepares the filesystem for a persistent store: it takes the
+// tree the store recovered, makes and commits the root of a new store, or
+// sets up the root of the loaded one; OnAdd builds the rest.
+func (fsys *filesystem) loadState(cfg Config, meta *journal.Meta) error {
+	tree := cfg.Store.TakeTree()
+	if tree == nil {
+		return errors.New("fs: the store's tree was taken by another mount")
+	}
+	st := tree.State
+	p := &persist{meta: meta}
 	fsys.persist = p
 	root := fsys.root
-	b := p.batch()
 	if len(st.Inodes) == 0 {
 		// A new store.
 		mode := cfg.RootMode & 07777
@@ -149,61 +152,17 @@ func (fsys *filesystem) loadState(cfg Config) error {
 		}
 		root.initNode(fsys, journal.RootIno, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
 		root.nlink = 2
+		b := meta.Batch()
 		root.mu.Lock()
 		root.addInodeLocked(b, true)
 		root.mu.Unlock()
-		if err := cfg.Meta.Commit(b); err != nil {
+		if err := meta.Commit(b); err != nil {
 			return err
 		}
-		return cfg.Meta.Sync()
+		return meta.Sync()
 	}
-	problems, nlink := st.Validate()
-	st.Fix(problems, b) // the data of freed inodes goes with the strays below
-	freed := 0
-	for _, pr := range problems {
-		if pr.Orphan() {
-			freed++
-			continue
-		}
-		fsys.log.Warn("store repaired: "+pr.What, zap.String("repair", pr.Repair))
-	}
-	if len(problems) > freed {
-		problems, nlink = st.Validate() // the root may be new
-	}
-	if err := cfg.Meta.Commit(b); err != nil {
-		return err
-	}
-	// The data of freed inodes goes; so do store files no inode names
-	// (the server stopped between freeing an inode and its data).
-	referenced := make(map[uint64]bool, len(st.Inodes))
-	for _, in := range st.Inodes {
-		if in.IsReg() {
-			referenced[in.Blob] = true
-		}
-	}
-	ids, err := fsys.store.Files()
-	if err != nil {
-		return err
-	}
-	p.files = make(map[uint64]bool, len(ids))
-	stray := 0
-	for _, id := range ids {
-		p.files[id] = true
-		if !referenced[id] {
-			if blob, err := fsys.store.OpenBlob(id, 0); err == nil {
-				blob.Free()
-				stray++
-			}
-		}
-	}
-	if freed > 0 || stray > 0 {
-		fsys.log.Info("recovered the store: freed files that were unlinked while open, and data no file named",
-			zap.Int("inodes", freed), zap.Int("store_files", stray))
-	}
-	fsys.store.SetNextID(st.NextBlob)
 	fsys.nextIno.Store(st.NextIno - 1)
-	in := st.Inodes[journal.RootIno]
-	root.setFromState(fsys, in, nlink[journal.RootIno])
-	p.state, p.nlink = st, nlink
+	root.setFromState(fsys, st.Inodes[journal.RootIno], tree.Nlink[journal.RootIno])
+	p.state, p.nlink, p.files = st, tree.Nlink, tree.Files
 	return nil
 }

@@ -12,28 +12,25 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"mmapfs/journal"
-	"mmapfs/mapstore"
+	"mmapfs/store"
 )
 
 // Config says what a mount serves and how.
 type Config struct {
-	Store      *mapstore.Store // file data; required
-	MaxInodes  uint64          // inodes at most, root included; 0 = no limit
-	RootMode   uint32          // permission bits of the root; 0 = 01777 (as tmpfs)
-	RootUID    uint32          // owner of the root
-	RootGID    uint32          // group of the root
-	AllowOther bool            // let other users in (permissions are enforced)
-	Debug      bool            // log every FUSE request and reply
-	FsName     string          // source field in /proc/mounts; "" = "mmapfs"
-	MountFlags uintptr         // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY…
-	Logger     *zap.Logger     // nil = zap.NewNop()
-
-	// Meta and State, with a persistent store: the store's metadata,
-	// and the tree it holds (which Mount takes over). Without them the
+	// Store is the store directory; required. It holds the file data;
+	// a persistent one also the metadata and the tree recovered from it,
+	// which Mount takes (Store.TakeTree). With a memory store the
 	// filesystem starts empty and is forgotten at exit.
-	Meta  *journal.Meta
-	State *journal.State
+	Store      *store.Store
+	MaxInodes  uint64      // inodes at most, root included; 0 = no limit
+	RootMode   uint32      // permission bits of the root; 0 = 01777 (as tmpfs)
+	RootUID    uint32      // owner of the root
+	RootGID    uint32      // group of the root
+	AllowOther bool        // let other users in (permissions are enforced)
+	Debug      bool        // log every FUSE request and reply
+	FsName     string      // source field in /proc/mounts; "" = "mmapfs"
+	MountFlags uintptr     // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY…
+	Logger     *zap.Logger // nil = zap.NewNop()
 
 	// Passthrough asks for FUSE passthrough: an open regular file's
 	// reads, writes and mmaps go from the kernel straight to its store
@@ -42,10 +39,6 @@ type Config struct {
 	// files are served through the mappings (Mounted.PassthroughErr says
 	// why).
 	Passthrough bool
-	// SpaceDir is the directory whose filesystem's figures statfs reports
-	// when the store has no size limit; "" = the persistent store's
-	// directory, or none.
-	SpaceDir string
 }
 
 // Mounted is a live mount.
@@ -71,8 +64,9 @@ func (m *Mounted) Unmount() error {
 }
 
 // Close, once the server has stopped, writes the last snapshot of a
-// persistent store and lets go of its lock. It does nothing the second
-// time, or without a store.
+// persistent store and closes its journal; the caller then closes the
+// store (which lets go of its lock). It does nothing the second time, or
+// with a memory store.
 func (m *Mounted) Close() error {
 	var err error
 	m.closeOnce.Do(func() { err = m.Root.fsys.closePersist() })
@@ -82,8 +76,9 @@ func (m *Mounted) Close() error {
 // Wait blocks until the filesystem is unmounted.
 func (m *Mounted) Wait() { m.Server.Wait() }
 
-// Mount serves a new, empty filesystem on mountpoint. The caller closes
-// cfg.Store after Wait or Unmount returns.
+// Mount serves the filesystem of cfg.Store on mountpoint: a new, empty one
+// for a memory store. The caller closes cfg.Store after Wait or Unmount
+// returns.
 func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	root, err := NewRoot(cfg)
 	if err != nil {
@@ -146,7 +141,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// would fail with EIO; and they cannot wait for the probe, which
 	// comes after go-fuse's own first open of the mount (an early create
 	// holds the root directory's lock that open needs).
-	root.fsys.passthrough.Store(cfg.Passthrough && cfg.Store.CanLend())
+	root.fsys.passthrough.Store(cfg.Passthrough && root.fsys.store.CanLend())
 	raw := &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {

@@ -3,14 +3,13 @@
 // append-only journal of checksummed frames next to a snapshot that
 // compaction rewrites from time to time.
 //
-// A store directory holds:
+// Its directory (meta/ of a store directory; package store owns the rest
+// of the layout and the lock) holds:
 //
-//	lock                 taken with flock by the server that serves the store
-//	meta/snapshot-G      the whole tree when journal G began
-//	meta/journal-G       the changes made since snapshot G, frame by frame
-//	blobs/               the file data, one store file per blob (mapstore)
+//	snapshot-G      the whole tree when journal G began
+//	journal-G       the changes made since snapshot G, frame by frame
 //
-// Every file in meta/ starts with a 24-byte header: an 8-byte magic, the
+// Every file in it starts with a 24-byte header: an 8-byte magic, the
 // format version (uint32), the kind of file (uint32) and its generation
 // (uint64), little-endian. Then come frames:
 //
@@ -34,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 )
 
 // Version is the format version this package reads and writes.
@@ -112,9 +112,10 @@ func parseHeader(h []byte) (kind uint32, gen uint64, err error) {
 
 // Batch is the records of one frame being built.
 type Batch struct {
-	buf      []byte // frameHead bytes of room, then the records
-	n        int    // records
-	reserved bool   // journal room is reserved for it (Meta.Reserve)
+	buf      []byte     // frameHead bytes of room, then the records
+	n        int        // records
+	pool     *sync.Pool // the pool of the Meta whose Batch made it; nil = the caller's
+	reserved bool       // journal room is reserved for it (Meta.Reserve)
 }
 
 // Reset empties the batch for reuse.

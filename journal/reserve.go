@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -22,11 +21,6 @@ import (
 // of one inode, with a symlink's target at most, and its xattr changes).
 const ReserveBytes = 16 << 10
 
-// ErrNoSpace is returned, wrapped, when the filesystem under the journal
-// has no room for a commit or a reservation. It matches the ENOSPC or
-// EDQUOT of the system call with errors.Is.
-var ErrNoSpace = errors.New("journal: no space left for metadata")
-
 // Reserve reserves ReserveBytes of journal room for b, which must then be
 // committed (Commit uses the room) or given back (Unreserve).
 func (m *Meta) Reserve(b *Batch) error {
@@ -35,21 +29,19 @@ func (m *Meta) Reserve(b *Batch) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.err != nil {
-		return m.err
-	}
-	if m.f == nil {
-		return errors.New("journal: closed")
+	if err := m.appendableLocked(); err != nil {
+		return err
 	}
 	if err := m.f.ensure(m.off + m.reserved + ReserveBytes); err != nil {
-		return fmt.Errorf("journal: reserving room: %w", err)
+		return wrapNoSpace(fmt.Errorf("journal: reserving room: %w", err))
 	}
 	m.reserved += ReserveBytes
 	b.reserved = true
 	return nil
 }
 
-// Unreserve gives back the room reserved for b, if any.
+// Unreserve gives back the room reserved for b, if any: for a batch that
+// is not to be committed (Commit gives it back itself).
 func (m *Meta) Unreserve(b *Batch) {
 	if !b.reserved {
 		return

@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -421,18 +420,7 @@ func storeName(id uint64) string {
 }
 
 // parseName returns the blob id of a store file name.
-func parseName(name string) (uint64, bool) {
-	if len(name) != nameLen {
-		return 0, false
-	}
-	for _, c := range name {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return 0, false
-		}
-	}
-	id, err := strconv.ParseUint(name, 16, 64)
-	return id, err == nil
-}
+func parseName(name string) (uint64, bool) { return ParseFileName(name) }
 
 // fullWarnEvery spaces the warnings that the filesystem under the store is
 // full: a program that keeps writing would otherwise fill the log.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/journal"
+	"mmapfs/store"
 )
 
 // treeEntry is what a tree walk and a loaded store are compared on.
@@ -172,14 +173,13 @@ func TestPersistentCompactionUnderLoad(t *testing.T) {
 	// A copy of the metadata as it is now, with the mount still up: what
 	// a crash at this moment would leave.
 	cp := t.TempDir()
-	if out, err := exec.Command("cp", "-a", filepath.Join(tm.metaDir, journal.MetaDir), cp).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", filepath.Join(tm.metaDir, store.MetaDir), cp).CombinedOutput(); err != nil {
 		t.Fatalf("copy the metadata: %v: %s", err, out)
 	}
-	meta, st, rep, err := journal.Open(cp, journal.Options{ReadOnly: true})
+	st, rep, err := store.Load(cp, false)
 	if err != nil {
 		t.Fatalf("load the copy: %v", err)
 	}
-	meta.Close()
 	if rep.Generation < 3 {
 		t.Errorf("generation %d: the journal was compacted fewer than twice", rep.Generation)
 	}

@@ -39,6 +39,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/journal"
+	storedir "mmapfs/store"
 )
 
 // ---------------------------------------------------------------- the model
@@ -238,7 +239,7 @@ func crpCopyFile(src, dst string, fi os.FileInfo) error {
 
 // crpLsMeta lists meta/ with sizes, as `ls -l` would tell.
 func crpLsMeta(store string) string {
-	ents, err := os.ReadDir(filepath.Join(store, journal.MetaDir))
+	ents, err := os.ReadDir(filepath.Join(store, storedir.MetaDir))
 	if err != nil {
 		return err.Error()
 	}
@@ -257,8 +258,8 @@ func crpLsMeta(store string) string {
 // crpMetaFiles returns the store's one snapshot and one journal.
 func crpMetaFiles(t *testing.T, store string) (snap, jrnl string) {
 	t.Helper()
-	s, _ := filepath.Glob(filepath.Join(store, journal.MetaDir, "snapshot-*"))
-	j, _ := filepath.Glob(filepath.Join(store, journal.MetaDir, "journal-*"))
+	s, _ := filepath.Glob(filepath.Join(store, storedir.MetaDir, "snapshot-*"))
+	j, _ := filepath.Glob(filepath.Join(store, storedir.MetaDir, "journal-*"))
 	if len(s) != 1 || len(j) != 1 {
 		t.Fatalf("meta/ of %s: snapshots %q, journals %q; want one of each", store, s, j)
 	}
@@ -313,7 +314,7 @@ func crpFlip(t *testing.T, p string, off int) {
 // crpBlobOf returns the store file holding data (by its first bytes).
 func crpBlobOf(t *testing.T, store string, data []byte) string {
 	t.Helper()
-	dir := filepath.Join(store, journal.BlobsDir)
+	dir := filepath.Join(store, storedir.BlobsDir)
 	ents, err := os.ReadDir(dir)
 	noErr(t, err, "readdir %s", dir)
 	head := data[:min(len(data), 4096)]
@@ -339,7 +340,7 @@ type crpBlobInfo struct{ size, alloc int64 }
 // crpBlobs lists the store files of a store.
 func crpBlobs(store string) map[string]crpBlobInfo {
 	m := map[string]crpBlobInfo{}
-	dir := filepath.Join(store, journal.BlobsDir)
+	dir := filepath.Join(store, storedir.BlobsDir)
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		var st unix.Stat_t
@@ -364,12 +365,12 @@ func crpDigest(store string) string {
 		// The lock's content is the pid of the last process that took
 		// it, and any opening for writing rewrites it: neither it nor
 		// its size (the pid's digits) is compared.
-		if filepath.Base(p) == journal.LockName {
+		if filepath.Base(p) == storedir.LockName {
 			fmt.Fprintf(h, "%s %o\n", p, st.Mode)
 			return nil
 		}
 		fmt.Fprintf(h, "%s %o %d %d\n", p, st.Mode, st.Size, st.Blocks)
-		if !d.IsDir() && !strings.Contains(p, "/"+journal.BlobsDir+"/") {
+		if !d.IsDir() && !strings.Contains(p, "/"+storedir.BlobsDir+"/") {
 			b, _ := os.ReadFile(p)
 			h.Write(b)
 		}
@@ -918,9 +919,9 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 		},
 	)
 	// (10) Foreign files.
-	for _, where := range []string{"", journal.BlobsDir, journal.MetaDir} {
+	for _, where := range []string{"", storedir.BlobsDir, storedir.MetaDir} {
 		where := where
-		name := "foreign-file-in-" + map[string]string{"": "store", journal.BlobsDir: "blobs", journal.MetaDir: "meta"}[where]
+		name := "foreign-file-in-" + map[string]string{"": "store", storedir.BlobsDir: "blobs", storedir.MetaDir: "meta"}[where]
 		p := func(store string) string { return filepath.Join(store, where, "NOTES.txt") }
 		cases = append(cases, crpCase{
 			name: name,
@@ -929,7 +930,7 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 			},
 			fsck: []int{0, 4}, repair: []int{0, 1},
 			after: func(t *testing.T, store string) {
-				if where == journal.MetaDir {
+				if where == storedir.MetaDir {
 					return // --repair may remove it from meta/
 				}
 				if b, err := os.ReadFile(p(store)); err != nil || string(b) != "not mmapfs's\n" {
@@ -939,7 +940,7 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 		})
 	}
 	// (11) A store file nobody owns.
-	orphan := func(store string) string { return filepath.Join(store, journal.BlobsDir, "00000000000000a7") }
+	orphan := func(store string) string { return filepath.Join(store, storedir.BlobsDir, "00000000000000a7") }
 	cases = append(cases, crpCase{
 		name: "orphan-blob",
 		damage: func(t *testing.T, store string) {
@@ -953,7 +954,7 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 		},
 	})
 	// (12) The lock file deleted, or a directory in its place.
-	lock := func(store string) string { return filepath.Join(store, journal.LockName) }
+	lock := func(store string) string { return filepath.Join(store, storedir.LockName) }
 	cases = append(cases,
 		crpCase{
 			name:      "lock-deleted",
@@ -1165,12 +1166,11 @@ func crpRun(t *testing.T, tp *crpTemplates, c crpCase) {
 // still names: what fsck --repair can keep.
 func crpSalvage(t *testing.T, store string) map[string]bool {
 	t.Helper()
-	meta, st, _, err := journal.Open(store, journal.Options{ReadOnly: true, Salvage: true})
+	st, _, err := storedir.Load(store, true)
 	if err != nil {
 		t.Logf("reading the damaged metadata: %v", err)
 		return map[string]bool{}
 	}
-	meta.Close()
 	paths := map[string]bool{}
 	seen := map[uint64]bool{journal.RootIno: true}
 	queue := []struct {
@@ -1205,7 +1205,7 @@ func crpUnreadable(t *testing.T, tp *crpTemplates) {
 	if os.Geteuid() != 0 {
 		store := filepath.Join(t.TempDir(), "store")
 		crpCopy(t, tp.clean, store)
-		meta := filepath.Join(store, journal.MetaDir)
+		meta := filepath.Join(store, storedir.MetaDir)
 		noErr(t, os.Chmod(meta, 0), "chmod")
 		t.Cleanup(func() { os.Chmod(meta, 0o700) })
 		p, mnt, res := crpMount(t, store)
@@ -1224,7 +1224,7 @@ func crpUnreadable(t *testing.T, tp *crpTemplates) {
 	// As root, the mode does not matter.
 	store := filepath.Join(t.TempDir(), "store")
 	crpCopy(t, tp.clean, store)
-	noErr(t, os.Chmod(filepath.Join(store, journal.MetaDir), 0), "chmod")
+	noErr(t, os.Chmod(filepath.Join(store, storedir.MetaDir), 0), "chmod")
 	crpFsck(t, store, "fsck as root, meta/ mode 000", []int{0})
 	t.Logf("as root, meta/ of mode 000 is read all the same; trying as nobody")
 
@@ -1244,7 +1244,7 @@ func crpUnreadable(t *testing.T, tp *crpTemplates) {
 		}
 		return os.Lchown(p, nobody, nobody)
 	}), "chown")
-	meta := filepath.Join(store, journal.MetaDir)
+	meta := filepath.Join(store, storedir.MetaDir)
 	noErr(t, os.Chmod(meta, 0), "chmod")
 	cred := &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}
 

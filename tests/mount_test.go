@@ -26,8 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/fs"
-	"mmapfs/journal"
 	"mmapfs/mapstore"
+	"mmapfs/store"
 )
 
 // tmpfsMode: run against tmpfs instead of mmapfs.
@@ -107,6 +107,7 @@ type testMount struct {
 	dir      string          // the mountpoint
 	m        *fs.Mounted     // nil in tmpfs mode
 	st       *mapstore.Store // nil in tmpfs mode
+	store    *store.Store    // nil in tmpfs mode
 	tmpfs    bool            // a real tmpfs was mounted on dir (tmpfs mode)
 	dev      uint64          // st_dev of the mount (FUSE: the connection)
 	storeDir string          // the store directory (mmapfs only)
@@ -188,62 +189,61 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 	logger := zap.New(zapcore.NewCore(
 		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(tm.log), zap.WarnLevel))
-	tm.storeDir = filepath.Join(storeDir, "store")
-	var meta *journal.Meta
-	var state *journal.State
+	sopts := store.Options{
+		SizeLimit:    cfg.size,
+		OwnFS:        cfg.passthrough,
+		CompactBytes: cfg.compactBytes,
+		WindowSize:   cfg.windowSize,
+		MaxWindows:   cfg.maxWindows,
+		MaxFDs:       cfg.maxFDs,
+		Logger:       logger,
+	}
+	var s *store.Store
 	if cfg.compactBytes > 0 {
 		tm.metaDir = filepath.Join(storeDir, "pstore")
-		meta, state, _, err = journal.Open(tm.metaDir, journal.Options{CompactBytes: cfg.compactBytes, Logger: logger})
-		if err != nil {
-			t.Fatalf("journal.Open: %v", err)
-		}
-		tm.storeDir = meta.BlobsPath()
-	}
-	storeLimit, spaceDir := cfg.size, ""
-	if cfg.passthrough && cfg.size > 0 {
-		if err := os.MkdirAll(tm.storeDir, 0o700); err != nil {
-			t.Fatalf("mkdir %s: %v", tm.storeDir, err)
-		}
-		opts := fmt.Sprintf("size=%d,mode=0700,nr_inodes=0", cfg.size)
-		if err := unix.Mount("mmapfs-test-store", tm.storeDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-			t.Fatalf("mount the store's tmpfs: %v", err)
-		}
-		dir := tm.storeDir
-		t.Cleanup(func() {
-			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-				t.Errorf("unmount the store's tmpfs %s: %v", dir, err)
+		if cfg.passthrough && cfg.size > 0 {
+			// The limit is kept by a tmpfs of that size under the
+			// store files, as a memory store's own tmpfs keeps it.
+			blobs := filepath.Join(tm.metaDir, store.BlobsDir)
+			if err := os.MkdirAll(blobs, 0o700); err != nil {
+				t.Fatalf("mkdir %s: %v", blobs, err)
 			}
-		})
-		storeLimit, spaceDir = 0, tm.storeDir
+			data := fmt.Sprintf("size=%d,mode=0700,nr_inodes=0", cfg.size)
+			if err := unix.Mount("mmapfs-test-store", blobs, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+				t.Fatalf("mount the store's tmpfs: %v", err)
+			}
+			t.Cleanup(func() {
+				if err := unix.Unmount(blobs, unix.MNT_DETACH); err != nil {
+					t.Errorf("unmount the store's tmpfs %s: %v", blobs, err)
+				}
+			})
+			sopts.SizeLimit = 0
+		}
+		s, err = store.Open(tm.metaDir, sopts)
+		if err != nil {
+			t.Fatalf("store.Open: %v", err)
+		}
+	} else {
+		s, err = store.OpenMemory(storeDir, sopts)
+		if err != nil {
+			t.Fatalf("store.OpenMemory: %v", err)
+		}
+		if err := s.OwnFSErr(); cfg.passthrough && err != nil {
+			s.Close()
+			t.Fatalf("the store's tmpfs: %v", err)
+		}
 	}
-	st, err := mapstore.Open(mapstore.Options{
-		Dir:        tm.storeDir,
-		SizeLimit:  storeLimit,
-		WindowSize: cfg.windowSize,
-		MaxWindows: cfg.maxWindows,
-		MaxFDs:     cfg.maxFDs,
-		Logger:     logger,
-	})
-	if err != nil {
-		t.Fatalf("mapstore.Open: %v", err)
-	}
-	tm.st = st
+	tm.store, tm.st, tm.storeDir = s, s.Blobs(), s.FilesDir()
 	m, err := fs.Mount(mnt, fs.Config{
-		Store:       st,
+		Store:       s,
 		MaxInodes:   cfg.inodes,
 		RootMode:    0o1777,
 		AllowOther:  cfg.allowOther,
 		Logger:      logger,
-		Meta:        meta,
-		State:       state,
 		Passthrough: cfg.passthrough,
-		SpaceDir:    spaceDir,
 	})
 	if err != nil {
-		st.Close()
-		if meta != nil {
-			meta.Close()
-		}
+		s.Close()
 		t.Fatalf("fs.Mount: %v", err)
 	}
 	tm.m = m
@@ -349,7 +349,7 @@ func (tm *testMount) unmount(t testing.TB) {
 	if err := tm.st.Check(); err != nil {
 		t.Errorf("store Check after unmount: %v", err)
 	}
-	if err := tm.st.Close(); err != nil {
+	if err := tm.store.Close(); err != nil {
 		t.Errorf("store Close: %v", err)
 	}
 	if tm.metaDir != "" {
@@ -360,19 +360,18 @@ func (tm *testMount) unmount(t testing.TB) {
 // checkPersistentStore loads a persistent store again and checks that its
 // metadata is undamaged and its tree whole.
 func checkPersistentStore(t testing.TB, dir string) {
-	meta, st, rep, err := journal.Open(dir, journal.Options{ReadOnly: true})
+	st, rep, err := store.Load(dir, false)
 	// A child process another test is starting holds a copy of every
 	// descriptor from fork to exec, the store's locked one included:
 	// the lock may outlive Close by that long.
-	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, journal.ErrInUse) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); errors.Is(err, store.ErrInUse) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
-		meta, st, rep, err = journal.Open(dir, journal.Options{ReadOnly: true})
+		st, rep, err = store.Load(dir, false)
 	}
 	if err != nil {
 		t.Errorf("loading the store again: %v", err)
 		return
 	}
-	defer meta.Close()
 	if len(rep.Damage) > 0 || rep.Dropped > 0 {
 		t.Errorf("store loaded again: damage %q, %d bytes dropped", rep.Damage, rep.Dropped)
 	}

@@ -17,8 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/fs"
-	"mmapfs/journal"
-	"mmapfs/mapstore"
+	"mmapfs/store"
 )
 
 // How long a forced stop (second signal) waits for the server to finish
@@ -82,23 +81,19 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		mnt = abs
 	}
 	var (
-		store    *mapstore.Store
-		storeDir string
-		spaceDir string
-		meta     *journal.Meta
-		state    *journal.State
+		st *store.Store
 		// passthroughOff says why passthrough is off before the
 		// kernel is asked.
 		passthroughOff error
 	)
 	loadStart := time.Now()
 	if o.Store != "" {
-		ps, st, err := openPersistentStore(o.Store, o.Size, log)
+		s, err := store.Open(o.Store, store.Options{SizeLimit: o.Size, Logger: log})
 		if err != nil {
 			return fail(err)
 		}
-		defer ps.Close()
-		store, storeDir, meta, state = ps.Store, o.Store, ps.Meta, st
+		defer s.Close()
+		st = s
 		if o.Passthrough == "auto" {
 			// Sizes grown by the kernel's writes reach the journal
 			// only when the server looks (stat, fsync, close): a
@@ -108,32 +103,29 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	} else {
 		memdir := o.MemDir
 		if memdir == "" {
-			memdir = defaultMemDir()
+			memdir = store.DefaultMemDir()
 		}
-		ms, fsErr, err := openMemStore(memdir, o.Size, o.Passthrough != "off", log)
+		s, err := store.OpenMemory(memdir, store.Options{SizeLimit: o.Size, OwnFS: o.Passthrough != "off", Logger: log})
 		if err != nil {
 			return fail(err)
 		}
-		if fsErr != nil {
+		if fsErr := s.OwnFSErr(); fsErr != nil {
 			if o.Passthrough == "on" {
-				ms.Close()
+				s.Close()
 				return fail(fmt.Errorf("--passthrough=on: %v", fsErr))
 			}
 			passthroughOff = fsErr
-		}
-		if ms.OwnFS {
-			spaceDir = ms.Dir
 		}
 		abandoned := false
 		defer func() {
 			// Also on a panic: the memory store must not outlive the process.
 			if abandoned {
-				ms.Remove()
+				s.Abandon()
 			} else {
-				ms.Close()
+				s.Close()
 			}
 		}()
-		store, storeDir = ms.Store, ms.Dir
+		st = s
 		onAbandon = func() { abandoned = true }
 	}
 
@@ -142,9 +134,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		fsName = "mmapfs"
 	}
 	m, err := fs.Mount(mnt, fs.Config{
-		Store:      store,
-		Meta:       meta,
-		State:      state,
+		Store:      st,
 		MaxInodes:  o.Inodes,
 		RootMode:   unix.S_IFDIR | o.Mode, // with the type bit, mode=0 is not "default"
 		RootUID:    o.UID,
@@ -156,7 +146,6 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		Logger:     log,
 
 		Passthrough: o.Passthrough != "off" && passthroughOff == nil,
-		SpaceDir:    spaceDir,
 	})
 	if err != nil {
 		return fail(mountError(o.Mountpoint, err))
@@ -176,7 +165,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		log.Info("passthrough off: " + m.PassthroughErr.Error())
 	}
 	started := time.Now()
-	if meta != nil {
+	if st.Persistent() {
 		log.Info("store ready: tree built", zap.Duration("took", started.Sub(loadStart).Round(time.Millisecond)))
 	}
 	inodes := "unlimited"
@@ -185,13 +174,13 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	}
 	size := "unlimited"
 	if o.Size > 0 {
-		size = formatBytes(o.Size)
+		size = store.FormatBytes(o.Size)
 	}
 	log.Info("mounted "+mnt,
 		zap.String("size", size),
 		zap.String("inodes", inodes),
 		zap.String("mode", fmt.Sprintf("%04o", o.Mode)),
-		zap.String("store", storeDir))
+		zap.String("store", st.Dir()))
 	if ready != nil {
 		ready()
 	}
@@ -203,11 +192,10 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	if err := m.Close(); err != nil {
 		log.Error("closing the store failed: the next mount replays its journal", zap.Error(err))
 	}
-	st := store.Stats()
 	log.Info("unmounted "+mnt,
 		zap.String("how", how),
 		zap.Duration("uptime", time.Since(started).Round(time.Millisecond)),
-		zap.String("used", formatBytes(st.Used)))
+		zap.String("used", store.FormatBytes(st.Used())))
 	return code
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"mmapfs/store"
 )
 
 // manual is the text of --help. {{SIZE}} and {{INODES}} are the defaults
@@ -192,7 +194,7 @@ func writeUsage(w io.Writer) {
 	env := currentSysEnv()
 	d := defaultOptions(env)
 	text := strings.NewReplacer(
-		"{{SIZE}}", formatBytes(d.Size),
+		"{{SIZE}}", store.FormatBytes(d.Size),
 		"{{INODES}}", fmt.Sprint(d.Inodes),
 	).Replace(manual)
 	fmt.Fprint(w, text)

@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"errors"
@@ -9,29 +9,10 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
-
-	"mmapfs/mapstore"
 )
 
-// defaultMemDir is where the memory store goes unless --memdir says
-// otherwise: /dev/shm, else $XDG_RUNTIME_DIR, else os.TempDir().
-func defaultMemDir() string {
-	if isDir("/dev/shm") {
-		return "/dev/shm"
-	}
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && isDir(x) {
-		return x
-	}
-	return os.TempDir()
-}
-
-func isDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
-}
-
-// memStore is the embedded memory store: a private directory of a tmpfs,
-// removed when the mount ends.
+// A memory store is a private directory of a tmpfs, removed when the
+// mount ends.
 //
 // A server that is killed cannot remove its store, and the tmpfs would
 // keep its pages until reboot. So each server holds an exclusive flock on
@@ -46,93 +27,112 @@ func isDir(p string) bool {
 // directory gets a tmpfs of its own, of that size, which keeps the limit
 // for both; the store then has none of its own. (Mounting it needs
 // CAP_SYS_ADMIN, which passthrough needs too.)
-type memStore struct {
-	Dir   string // the private directory, mmapfs-XXXX
-	Store *mapstore.Store
-	OwnFS bool     // Dir is a tmpfs of its own, of the size limit
-	lock  *os.File // the directory, flocked
-	lock2 *os.File // with OwnFS: the tmpfs's root, flocked too
-	log   *zap.Logger
-}
 
 const (
 	storePrefix    = "mmapfs-"
 	newStorePrefix = ".mmapfs-new-"
 )
 
-// openMemStore creates the private directory under memdir and opens the
-// store in it. On error nothing is left behind. With ownFS and a size, it
-// mounts a tmpfs of that size on the private directory; if that fails,
-// the store keeps the limit itself and fsErr says why.
-func openMemStore(memdir string, size int64, ownFS bool, log *zap.Logger) (ms *memStore, fsErr error, err error) {
+// memDir is what a memory store holds besides its store files.
+type memDir struct {
+	ownFS    bool     // the directory is a tmpfs of its own, of the size limit
+	ownFSErr error    // why not, when asked for
+	lock     *os.File // the directory, flocked
+	lock2    *os.File // with ownFS: the tmpfs's root, flocked too
+}
+
+// DefaultMemDir is where a memory store goes unless the caller says
+// otherwise: /dev/shm, else $XDG_RUNTIME_DIR, else os.TempDir().
+func DefaultMemDir() string {
+	if isDir("/dev/shm") {
+		return "/dev/shm"
+	}
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && isDir(x) {
+		return x
+	}
+	return os.TempDir()
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// OpenMemory creates a private directory under memdir and opens a store
+// in it. On error nothing is left behind. With opts.OwnFS and a size
+// limit, it mounts a tmpfs of that size on the private directory; if that
+// fails, the store keeps the limit itself and OwnFSErr says why.
+func OpenMemory(memdir string, opts Options) (*Store, error) {
+	log := logger(opts)
 	fi, err := os.Stat(memdir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
 	}
 	if !fi.IsDir() {
-		return nil, nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
+		return nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
 	}
 	removeAbandonedStores(memdir, log)
-	checkMemDir(memdir, size, log)
+	checkMemDir(memdir, opts.SizeLimit, log)
 	tmp, err := os.MkdirTemp(memdir, newStorePrefix) // mode 0700
 	if err != nil {
-		return nil, nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
+		return nil, fmt.Errorf("memory store directory %s: %s", memdir, errnoText(err))
 	}
 	lock, err := lockDir(tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
-		return nil, nil, fmt.Errorf("memory store %s: %s", tmp, errnoText(err))
+		return nil, fmt.Errorf("memory store %s: %s", tmp, errnoText(err))
 	}
 	dir := filepath.Join(memdir, storePrefix+strings.TrimPrefix(filepath.Base(tmp), newStorePrefix))
 	if err := os.Rename(tmp, dir); err != nil {
 		lock.Close()
 		os.RemoveAll(tmp)
-		return nil, nil, fmt.Errorf("memory store %s: %s", dir, errnoText(err))
+		return nil, fmt.Errorf("memory store %s: %s", dir, errnoText(err))
 	}
-	ms = &memStore{Dir: dir, lock: lock, log: log}
-	limit := size
-	if ownFS && size > 0 {
-		if fsErr = ms.mountOwnFS(size); fsErr == nil {
+	s := &Store{dir: dir, files: dir, log: log, mem: &memDir{lock: lock}}
+	limit := opts.SizeLimit
+	if opts.OwnFS && limit > 0 {
+		if s.mem.ownFSErr = s.mountOwnFS(limit); s.mem.ownFSErr == nil {
 			limit = 0
+			s.spaceDir = dir
 		}
 	}
-	st, err := mapstore.Open(mapstore.Options{Dir: dir, SizeLimit: limit, Logger: log.Named("store")})
+	st, err := openBlobs(dir, limit, opts, log)
 	if err != nil {
-		ms.Remove()
-		return nil, nil, fmt.Errorf("memory store %s: %v", dir, err)
+		s.removeMemory()
+		return nil, fmt.Errorf("memory store %s: %v", dir, err)
 	}
-	ms.Store = st
-	return ms, fsErr, nil
+	s.blobs = st
+	return s, nil
+}
+
+// OwnFS reports whether a memory store's directory is a tmpfs of its own,
+// which keeps the size limit.
+func (s *Store) OwnFS() bool { return s.mem != nil && s.mem.ownFS }
+
+// OwnFSErr says why a memory store asked for a tmpfs of its own has none;
+// nil if it has one, or did not ask.
+func (s *Store) OwnFSErr() error {
+	if s.mem == nil {
+		return nil
+	}
+	return s.mem.ownFSErr
 }
 
 // mountOwnFS mounts a tmpfs of size bytes on the private directory, and
 // locks its root as well: removeAbandonedStores locks what the path
 // names, which is now the tmpfs.
-func (m *memStore) mountOwnFS(size int64) error {
+func (s *Store) mountOwnFS(size int64) error {
 	opts := fmt.Sprintf("size=%d,nr_inodes=0,mode=0700,uid=%d,gid=%d", size, os.Geteuid(), os.Getegid())
-	if err := unix.Mount("mmapfs-store", m.Dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
-		return fmt.Errorf("mounting a tmpfs of size=%s for the store: %s", formatBytes(size), errnoText(err))
+	if err := unix.Mount("mmapfs-store", s.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mounting a tmpfs of size=%s for the store: %s", FormatBytes(size), errnoText(err))
 	}
-	lock2, err := lockDir(m.Dir)
+	lock2, err := lockDir(s.dir)
 	if err != nil {
-		unix.Unmount(m.Dir, unix.MNT_DETACH)
+		unix.Unmount(s.dir, unix.MNT_DETACH)
 		return fmt.Errorf("locking the store's tmpfs: %s", errnoText(err))
 	}
-	m.OwnFS, m.lock2 = true, lock2
+	s.mem.ownFS, s.mem.lock2 = true, lock2
 	return nil
-}
-
-// lockDir opens dir and takes an exclusive flock on it without waiting.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }
 
 // removeAbandonedStores removes the stores under memdir, of this user,
@@ -170,41 +170,41 @@ func removeAbandonedStores(memdir string, log *zap.Logger) {
 	}
 }
 
-// Close closes the store and removes its directory: nothing persists.
-func (m *memStore) Close() {
-	if m.Store != nil {
-		if err := m.Store.Close(); err != nil {
-			m.log.Error("closing the memory store", zap.String("dir", m.Dir), zap.Error(err))
+// closeMemory closes the store files and removes the directory.
+func (s *Store) closeMemory() error {
+	var err error
+	if s.blobs != nil {
+		if err = s.blobs.Close(); err != nil {
+			s.log.Error("closing the memory store", zap.String("dir", s.dir), zap.Error(err))
 		}
-		m.Store = nil
+		s.blobs = nil
 	}
-	m.Remove()
+	s.removeMemory()
+	return err
 }
 
-// Remove removes the store directory without closing the store: for when
-// the server is abandoned with requests still running.
-func (m *memStore) Remove() {
-	if m.Dir == "" {
-		return
+// removeMemory removes a memory store's directory without closing the
+// store files.
+func (s *Store) removeMemory() {
+	m := s.mem
+	if m.lock == nil {
+		return // removed already
 	}
-	if m.OwnFS {
+	if m.ownFS {
 		if m.lock2 != nil {
 			m.lock2.Close()
 			m.lock2 = nil
 		}
-		if err := unix.Unmount(m.Dir, unix.MNT_DETACH); err != nil {
-			m.log.Error("unmounting the memory store's tmpfs", zap.String("dir", m.Dir), zap.Error(err))
+		if err := unix.Unmount(s.dir, unix.MNT_DETACH); err != nil {
+			s.log.Error("unmounting the memory store's tmpfs", zap.String("dir", s.dir), zap.Error(err))
 		}
-		m.OwnFS = false
+		m.ownFS = false
 	}
-	if err := os.RemoveAll(m.Dir); err != nil {
-		m.log.Error("removing the memory store", zap.String("dir", m.Dir), zap.Error(err))
+	if err := os.RemoveAll(s.dir); err != nil {
+		s.log.Error("removing the memory store", zap.String("dir", s.dir), zap.Error(err))
 	}
-	m.Dir = ""
-	if m.lock != nil {
-		m.lock.Close()
-		m.lock = nil
-	}
+	m.lock.Close()
+	m.lock = nil
 }
 
 // checkMemDir warns when the filesystem under memdir cannot hold size bytes,
@@ -227,7 +227,7 @@ func checkMemDir(memdir string, size int64, log *zap.Logger) {
 	// have the same default (50% of RAM) and something else uses it.
 	if size > 0 && free < size-size/20 {
 		log.Warn(fmt.Sprintf("memory store on %s has %s free, less than size=%s: files can hold at most %s; use --memdir on a larger tmpfs or remount %s with a larger size=",
-			memdir, formatBytes(free), formatBytes(size), formatBytes(free), memdir))
+			memdir, FormatBytes(free), FormatBytes(size), FormatBytes(free), memdir))
 	}
 }
 
