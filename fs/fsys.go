@@ -39,7 +39,7 @@ type filesystem struct {
 	// then refuses a store file as a backing file (Mount).
 	passthrough atomic.Bool
 	// lent holds the open requests being served with passthrough, by
-	// cancel channel: *lentFDs (wire.go).
+	// cancel channel: *lentFDs (lend.go).
 	lent sync.Map
 	// whiteouts holds the whiteouts of RENAME_WHITEOUT requests, by
 	// cancel channel, from Dir.Rename to wireFS.whiteoutRename.

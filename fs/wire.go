@@ -5,7 +5,6 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 )
 
 // wireFS sits between the kernel and go-fuse's node bridge: every request
@@ -50,44 +49,4 @@ func cancelOf(ctx context.Context) <-chan struct{} {
 		return c.Cancel
 	}
 	return nil
-}
-
-// lentFDs are the store file descriptors an open request lent for
-// passthrough (File.opened).
-type lentFDs struct{ fds []int }
-
-// serveOpen is called as an open, create or tmpfile request starts; the
-// function it returns, as it ends. go-fuse hands the descriptors the
-// request lent to the kernel before it ends, and the kernel keeps a
-// reference of its own: so they are closed then, and the server holds no
-// descriptor per open file. The request's cancel channel names it (go-fuse
-// passes it to the node in the context).
-func (fsys *filesystem) serveOpen(cancel <-chan struct{}) func() {
-	if !fsys.passthrough.Load() {
-		return func() {}
-	}
-	l := &lentFDs{}
-	fsys.lent.Store(cancel, l)
-	return func() {
-		fsys.lent.Delete(cancel)
-		for _, fd := range l.fds {
-			unix.Close(fd)
-		}
-	}
-}
-
-// closeAfterOpen arranges for fd to be closed when the open request of ctx
-// ends, and reports whether it could.
-func (fsys *filesystem) closeAfterOpen(ctx context.Context, fd int) bool {
-	c, ok := ctx.(*fuse.Context)
-	if !ok {
-		return false
-	}
-	v, ok := fsys.lent.Load(c.Cancel)
-	if !ok {
-		return false
-	}
-	l := v.(*lentFDs)
-	l.fds = append(l.fds, fd)
-	return true
 }

@@ -1,0 +1,245 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"mmapfs/mapstore"
+)
+
+// Passthrough: an open of a regular file lends the file's store file to
+// the kernel (see the package doc), which then reads, writes and maps it
+// without the server; the server takes what the kernel changed in it into
+// the node when it looks (observe).
+
+// fileTimes are the times of a store file, as fstat gives them.
+type fileTimes struct{ m, c, a unix.Timespec }
+
+func timesOf(st *unix.Stat_t) fileTimes { return fileTimes{st.Mtim, st.Ctim, st.Atim} }
+
+// handle is an open file. The node keeps the state; the handle exists so
+// that Release is called once per open, and to give go-fuse the store file
+// for passthrough.
+type handle struct {
+	f    *File
+	lent bool // the handle holds a loan of the store file
+	// fd is a descriptor of the lent store file for go-fuse to hand to
+	// the kernel, or -1. It is closed when the open request ends
+	// (serveOpen), or with ownFD at Release.
+	fd    int
+	ownFD bool
+	// cached: the handle was not offered the store file, so the kernel
+	// may cache it (unless the node had a backing file already).
+	cached bool
+}
+
+var _ = (gofs.FilePassthroughFder)((*handle)(nil))
+
+// PassthroughFd implements gofs.FilePassthroughFder: with it the kernel
+// reads, writes and maps the store file itself. go-fuse asks only while
+// serving the open.
+func (h *handle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 }
+
+// opened counts a new open handle. With passthrough on, every handle holds
+// a loan of the store file (even one the kernel is not to get: go-fuse
+// passes through every open of a node that has a backing file already), and
+// is offered the file for passthrough when mayLendLocked allows. A blob
+// that cannot be lent (its store file is gone, descriptors ran out, it was
+// freed after the last unlink) is served through the server; a blob
+// already lent always can be.
+func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint32) {
+	h := &handle{f: f, fd: -1}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fsys.passthrough.Load() {
+		// Not while a handle the kernel caches is open: the kernel
+		// refuses (EIO) a passthrough open of an inode it caches, and
+		// the other way round.
+		offer := f.mayLendLocked() && f.cached == 0
+		fd, err := f.blob.Lend(offer)
+		switch {
+		case errors.Is(err, mapstore.ErrClosed):
+		case err != nil:
+			// Once at WARN: under descriptor pressure every open
+			// may fail so, and each still works through the server.
+			lvl := zap.DebugLevel
+			if !f.fsys.lendWarned.Swap(true) {
+				lvl = zap.WarnLevel
+			}
+			f.fsys.log.Log(lvl, "passthrough: cannot lend a store file; its open goes through the server (further cases at debug level)",
+				zap.Uint64("ino", f.ino), zap.Error(err))
+		default:
+			if f.loans == 0 {
+				if st, ok, err := f.blob.FileStat(); ok && err == nil {
+					f.seen = timesOf(&st)
+				}
+			}
+			f.loans++
+			h.lent, h.fd = true, fd
+		}
+		if fd >= 0 {
+			h.ownFD = !f.fsys.closeAfterOpen(ctx, fd)
+		} else {
+			h.cached = true
+			f.cached++
+		}
+	}
+	f.opens++
+	// Flush does nothing (data is in the store as soon as a write is
+	// answered, and the kernel keeps POSIX locks itself), so the kernel
+	// need not send it at every close: one round trip fewer per close.
+	// It also spares a process that closes a descriptor between fork
+	// and exec (dup2 onto it) a wait on the server, which deadlocks if
+	// the server is that process (in-process tests: the forking thread
+	// cannot stop for the garbage collector until the child execs).
+	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
+	if !f.fsys.passthrough.Load() && (f.opens > 1 || !f.atimeDueLocked(time.Now())) {
+		// Data changes only through the kernel, which keeps its page
+		// cache right itself (it drops the pages a write, punch,
+		// truncate or copy_file_range replaces; the mount asks for
+		// explicit data cache control, see Mount), so the cache may
+		// outlive an open. But reads from the cache do not reach the
+		// server, which keeps atime: when the next read is to update
+		// it (relatime), an open with no other open of the file drops
+		// the cache. (Not while another is open: a drop while one of
+		// its writes is on its way to the server can bring old bytes
+		// back into the cache.)
+		//
+		// With passthrough the kernel's writes of an earlier open may
+		// have gone to the store file around that cache, so an open
+		// the kernel caches always starts afresh. (go-fuse drops the
+		// flag for a passthrough open: the kernel then keeps no cache
+		// of its own.)
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	return h, fuseFlags
+}
+
+// mayLendLocked reports whether the kernel may write the file without the
+// server: not when a write must drop set-id bits or a file capability
+// (killpriv.go), which the server does on the writes it sees.
+//
+// Preconditions: f.mu is held.
+func (f *File) mayLendLocked() bool {
+	if f.mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 {
+		return false
+	}
+	_, hasCap := f.xattr["security.capability"]
+	return !hasCap
+}
+
+// observe takes what the kernel changed in a lent store file into the
+// node: size (which the store reads from the file), mtime, ctime and atime.
+// With save, a change is saved to the journal; without (stat, which holds
+// no lock against compaction), it is saved at the next close or fsync, or
+// with the next snapshot.
+func (f *File) observe(save bool) syscall.Errno {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.observeLocked(save)
+}
+
+// observeLocked is observe with f.mu held (and with save, in a request
+// that holds fsys.changing).
+func (f *File) observeLocked(save bool) syscall.Errno {
+	if save && f.unsaved && f.loans == 0 {
+		return f.saveUnsavedLocked()
+	}
+	if f.loans == 0 {
+		return 0
+	}
+	st, ok, err := f.blob.FileStat()
+	if !ok || err != nil {
+		return 0
+	}
+	now := timesOf(&st)
+	if now == f.seen {
+		return 0
+	}
+	changed := false
+	if now.m != f.seen.m {
+		f.mtime = time.Unix(now.m.Unix())
+		changed = true
+	}
+	if now.c != f.seen.c {
+		f.ctime = time.Unix(now.c.Unix())
+		changed = true
+	}
+	if now.a != f.seen.a {
+		// The kernel read the file. The store file's atime follows
+		// the store mount's rules on the store file's own times; the
+		// node's follows relatime on the node's times (touchAtime).
+		at := time.Unix(now.a.Unix())
+		if !f.atime.After(f.mtime) || !f.atime.After(f.ctime) || at.Sub(f.atime) > 24*time.Hour {
+			f.atime = at
+			if f.fsys.persist != nil {
+				f.fsys.persist.atimeDirty.Store(true)
+			}
+		}
+	}
+	f.seen = now
+	f.unsaved = f.unsaved || changed
+	if save && f.unsaved {
+		return f.saveUnsavedLocked()
+	}
+	return 0
+}
+
+// saveUnsavedLocked commits what observe took into the node: the times and
+// size the kernel gave the lent store file.
+//
+// Preconditions: f.mu is held.
+func (f *File) saveUnsavedLocked() syscall.Errno {
+	if errno := f.saveLocked(); errno != 0 {
+		return errno
+	}
+	f.unsaved = false
+	return 0
+}
+
+// lentFDs are the store file descriptors an open request lent for
+// passthrough (File.opened).
+type lentFDs struct{ fds []int }
+
+// serveOpen is called as an open, create or tmpfile request starts; the
+// function it returns, as it ends. go-fuse hands the descriptors the
+// request lent to the kernel before it ends, and the kernel keeps a
+// reference of its own: so they are closed then, and the server holds no
+// descriptor per open file. The request's cancel channel names it (go-fuse
+// passes it to the node in the context).
+func (fsys *filesystem) serveOpen(cancel <-chan struct{}) func() {
+	if !fsys.passthrough.Load() {
+		return func() {}
+	}
+	l := &lentFDs{}
+	fsys.lent.Store(cancel, l)
+	return func() {
+		fsys.lent.Delete(cancel)
+		for _, fd := range l.fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// closeAfterOpen arranges for fd to be closed when the open request of ctx
+// ends, and reports whether it could.
+func (fsys *filesystem) closeAfterOpen(ctx context.Context, fd int) bool {
+	c, ok := ctx.(*fuse.Context)
+	if !ok {
+		return false
+	}
+	v, ok := fsys.lent.Load(c.Cancel)
+	if !ok {
+		return false
+	}
+	l := v.(*lentFDs)
+	l.fds = append(l.fds, fd)
+	return true
+}
