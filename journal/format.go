@@ -26,6 +26,20 @@
 // attribute of the inode, a directory-entry record says what a name now
 // refers to. Applying them again, or applying one whose effect a snapshot
 // already holds, changes nothing.
+//
+// # Locking
+//
+//	Meta.mu   (the journal being appended to: Commit, Reserve, Sync, Frames,
+//	           BeginCompact, Close; a leaf: nothing else is locked under it)
+//
+// Meta.compacting lets one compaction run at a time: between BeginCompact
+// and Finish or Abort, the Snapshot is its caller's alone, and Finish
+// writes, syncs and renames it without Meta.mu (taking it only to record
+// the snapshot's size). The caller of BeginCompact keeps the tree still
+// until the last record is added (package fs holds its quiesce lock).
+// Meta.over, Meta.compacting and the batch pool are safe for concurrent
+// use without a lock. A Batch is its caller's until Commit, which takes it
+// back.
 package journal
 
 import (
