@@ -70,6 +70,16 @@ func (m *FS) Resolve(p string) (dir *Node, name string, n *Node, e unix.Errno) {
 	return cur, name, cur.Kids[name], 0
 }
 
+// resolveExisting is Resolve for a name that must be there: ENOENT if it
+// is not.
+func (m *FS) resolveExisting(p string) (dir *Node, name string, n *Node, e unix.Errno) {
+	dir, name, n, e = m.Resolve(p)
+	if e == 0 && n == nil {
+		e = unix.ENOENT
+	}
+	return dir, name, n, e
+}
+
 // Lookup returns the node at p, or nil.
 func (m *FS) Lookup(p string) *Node {
 	_, _, n, _ := m.Resolve(p)
@@ -79,12 +89,10 @@ func (m *FS) Lookup(p string) *Node {
 // OpenFile models open(p, O_NOFOLLOW) of a regular file: ENOENT, ELOOP on
 // a symlink, EISDIR on a directory.
 func (m *FS) OpenFile(p string) (*Node, unix.Errno) {
-	_, _, n, e := m.Resolve(p)
+	_, _, n, e := m.resolveExisting(p)
 	switch {
 	case e != 0:
 		return nil, e
-	case n == nil:
-		return nil, unix.ENOENT
 	case n.Type == Symlink:
 		return nil, unix.ELOOP
 	case n.Type == Dir:
@@ -139,12 +147,9 @@ func (m *FS) Symlink(target, p string) (*Node, unix.Errno) {
 
 // Link models link(old, p): EPERM for a directory.
 func (m *FS) Link(old, p string) unix.Errno {
-	_, _, o, e := m.Resolve(old)
+	_, _, o, e := m.resolveExisting(old)
 	if e != 0 {
 		return e
-	}
-	if o == nil {
-		return unix.ENOENT
 	}
 	d, name, n, e := m.Resolve(p)
 	switch {
@@ -163,12 +168,10 @@ func (m *FS) Link(old, p string) unix.Errno {
 
 // Unlink models unlink(p).
 func (m *FS) Unlink(p string) unix.Errno {
-	d, name, n, e := m.Resolve(p)
+	d, name, n, e := m.resolveExisting(p)
 	switch {
 	case e != 0:
 		return e
-	case n == nil:
-		return unix.ENOENT
 	case n.Type == Dir:
 		return unix.EISDIR
 	}
@@ -180,12 +183,10 @@ func (m *FS) Unlink(p string) unix.Errno {
 
 // Rmdir models rmdir(p).
 func (m *FS) Rmdir(p string) unix.Errno {
-	d, name, n, e := m.Resolve(p)
+	d, name, n, e := m.resolveExisting(p)
 	switch {
 	case e != 0:
 		return e
-	case n == nil:
-		return unix.ENOENT
 	case n.Type != Dir:
 		return unix.ENOTDIR
 	case n == m.root:
@@ -323,12 +324,9 @@ func (m *FS) Chmod(p string, mode uint32) unix.Errno {
 
 // Lchown models lchown(p, uid, gid).
 func (m *FS) Lchown(p string, uid, gid uint32) unix.Errno {
-	_, _, n, e := m.Resolve(p)
-	switch {
-	case e != 0:
+	_, _, n, e := m.resolveExisting(p)
+	if e != 0 {
 		return e
-	case n == nil:
-		return unix.ENOENT
 	}
 	n.Uid, n.Gid = uid, gid
 	return 0
@@ -338,12 +336,9 @@ func (m *FS) Lchown(p string, uid, gid uint32) unix.Errno {
 // to ts: from then on, until a change of the node's data or names, the
 // model knows its mtime.
 func (m *FS) SetMtime(p string, ts unix.Timespec) unix.Errno {
-	_, _, n, e := m.Resolve(p)
-	switch {
-	case e != 0:
+	_, _, n, e := m.resolveExisting(p)
+	if e != 0 {
 		return e
-	case n == nil:
-		return unix.ENOENT
 	}
 	n.Mtime = &ts
 	return 0
@@ -353,12 +348,10 @@ func (m *FS) SetMtime(p string, ts unix.Timespec) unix.Errno {
 // regular files and directories have and take (others: EPERM; for a get,
 // ENODATA).
 func (m *FS) xattrNode(p string, get bool) (*Node, unix.Errno) {
-	_, _, n, e := m.Resolve(p)
+	_, _, n, e := m.resolveExisting(p)
 	switch {
 	case e != 0:
 		return nil, e
-	case n == nil:
-		return nil, unix.ENOENT
 	case n.Type != File && n.Type != Dir && get:
 		return nil, unix.ENODATA
 	case n.Type != File && n.Type != Dir:
