@@ -530,6 +530,18 @@ func (g *modelGen) next() modelOp {
 		}
 		return 0
 	}
+	// fileSize picks op's file, by path or (byPath false) by a slot in
+	// use, and returns its size; false: no slot is in use.
+	fileSize := func(byPath bool) (int64, bool) {
+		if byPath {
+			op.P = g.existing(ps, fsmodel.File)
+			return g.sizeOf(op.P), true
+		}
+		if !slot() {
+			return 0, false
+		}
+		return fdSize(), true
+	}
 	switch kind {
 	case "create":
 		op.P = g.newPath(ps)
@@ -550,32 +562,16 @@ func (g *modelGen) next() modelOp {
 		if !slot() {
 			return g.next()
 		}
-	case "write", "append":
-		op.P = g.existing(ps, fsmodel.File)
-		op.Off, op.Len = g.offset(g.sizeOf(op.P)), g.length()
-	case "fwrite":
-		if !slot() {
+	case "write", "append", "fwrite", "read", "fread":
+		sz, ok := fileSize(kind != "fwrite" && kind != "fread")
+		if !ok {
 			return g.next()
 		}
-		op.Off, op.Len = g.offset(fdSize()), g.length()
-	case "read":
-		op.P = g.existing(ps, fsmodel.File)
-		op.Off, op.Len = g.offset(g.sizeOf(op.P)), g.length()
-	case "fread":
-		if !slot() {
-			return g.next()
-		}
-		op.Off, op.Len = g.offset(fdSize()), g.length()
+		op.Off, op.Len = g.offset(sz), g.length()
 	case "truncate", "ftruncate":
-		var sz int64
-		if kind == "truncate" {
-			op.P = g.existing(ps, fsmodel.File)
-			sz = g.sizeOf(op.P)
-		} else {
-			if !slot() {
-				return g.next()
-			}
-			sz = fdSize()
+		sz, ok := fileSize(kind == "truncate")
+		if !ok {
+			return g.next()
 		}
 		switch g.pick(8) {
 		case 0:
@@ -598,15 +594,9 @@ func (g *modelGen) next() modelOp {
 			op.Len = sz
 		}
 	case "fallocate", "ffallocate":
-		var sz int64
-		if kind == "fallocate" {
-			op.P = g.existing(ps, fsmodel.File)
-			sz = g.sizeOf(op.P)
-		} else {
-			if !slot() {
-				return g.next()
-			}
-			sz = fdSize()
+		sz, ok := fileSize(kind == "fallocate")
+		if !ok {
+			return g.next()
 		}
 		op.Mode = []uint32{0, unix.FALLOC_FL_KEEP_SIZE, unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE}[g.pick(3)]
 		op.Off, op.Len = g.offset(sz), g.length()
