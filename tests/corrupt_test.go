@@ -42,7 +42,7 @@ import (
 	"mmapfs/journal"
 )
 
-// ---------------------------------------------------------------- the model
+// ---------------------------------------------------------------- the tree
 
 // crpNode is one name of the tree the tests build.
 type crpNode struct {
@@ -54,7 +54,8 @@ type crpNode struct {
 	link   string // a hard link: the path of the first name
 }
 
-// crpModel is the tree of the clean store, in creation order.
+// crpModel is the tree of the clean store, in creation order: the list
+// crpBuild makes on a mount and crpTree makes the model of.
 func crpModel() []*crpNode {
 	big := modelBytes(21, 5<<20+123) // over two 2 MiB store windows
 	medium := modelBytes(22, 300<<10+7)
