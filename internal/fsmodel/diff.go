@@ -39,6 +39,9 @@ func Summary(d []Diff, max int, sep string) string {
 // DataDiff describes how got, read from offset base of a file, differs
 // from want; it is "" when they are equal.
 func DataDiff(want, got []byte, base int64) string {
+	if bytes.Equal(want, got) {
+		return ""
+	}
 	var parts []string
 	if len(got) != len(want) {
 		parts = append(parts, fmt.Sprintf("%d bytes, model %d", len(got), len(want)))

@@ -34,46 +34,42 @@ func (h handle) getxattr(name string, buf []byte) (int, error) {
 // readXattrs returns the extended attributes of h whose names begin with
 // prefix, with their values.
 func readXattrs(h handle, prefix string) (map[string][]byte, error) {
-	var list []byte
-	for {
-		n, err := h.listxattr(nil)
-		if err != nil {
-			return nil, fmt.Errorf("listxattr: %w", err)
-		}
-		list = make([]byte, n)
-		n, err = h.listxattr(list)
-		if errors.Is(err, unix.ERANGE) {
-			continue // it grew
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listxattr: %w", err)
-		}
-		list = list[:n]
-		break
+	list, err := sized(h.listxattr)
+	if err != nil {
+		return nil, fmt.Errorf("listxattr: %w", err)
 	}
 	x := map[string][]byte{}
 	for _, name := range strings.Split(string(list), "\x00") {
 		if name == "" || !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		for {
-			n, err := h.getxattr(name, nil)
-			if err != nil {
-				return nil, fmt.Errorf("getxattr %s: %w", name, err)
-			}
-			v := make([]byte, n)
-			n, err = h.getxattr(name, v)
-			if errors.Is(err, unix.ERANGE) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("getxattr %s: %w", name, err)
-			}
-			x[name] = v[:n]
-			break
+		v, err := sized(func(buf []byte) (int, error) { return h.getxattr(name, buf) })
+		if err != nil {
+			return nil, fmt.Errorf("getxattr %s: %w", name, err)
 		}
+		x[name] = v
 	}
 	return x, nil
+}
+
+// sized calls get, a listxattr or getxattr, with a buffer large enough:
+// first one of 4 KiB (most answers fit, and a call is a round trip to the
+// server), then, on ERANGE, one of the size get says, until it fits.
+func sized(get func(buf []byte) (int, error)) ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := get(buf)
+		if err == nil {
+			return buf[:n], nil
+		}
+		if !errors.Is(err, unix.ERANGE) {
+			return nil, err
+		}
+		if n, err = get(nil); err != nil {
+			return nil, err
+		}
+		buf = make([]byte, n)
+	}
 }
 
 // extents lists the data ranges below size of the file open as fd, with
