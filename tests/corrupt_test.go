@@ -38,11 +38,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mmapfs/internal/fsmodel"
 	"mmapfs/journal"
 	storedir "mmapfs/store"
 )
 
-// ---------------------------------------------------------------- the model
+// ---------------------------------------------------------------- the tree
 
 // crpNode is one name of the tree the tests build.
 type crpNode struct {
@@ -54,7 +55,8 @@ type crpNode struct {
 	link   string // a hard link: the path of the first name
 }
 
-// crpModel is the tree of the clean store, in creation order.
+// crpModel is the tree of the clean store, in creation order: the list
+// crpBuild makes on a mount and crpTree makes the model of.
 func crpModel() []*crpNode {
 	big := modelBytes(21, 5<<20+123) // over two 2 MiB store windows
 	medium := modelBytes(22, 300<<10+7)
@@ -396,6 +398,37 @@ const (
 
 func crpAllIntact(string) crpFate { return crpFate{kind: crpIntact} }
 
+// crpTree is the model of the tree that model (the build list) makes.
+func crpTree(t *testing.T, model []*crpNode) *fsmodel.FS {
+	t.Helper()
+	m := fsmodel.New(0o755, 0)
+	for _, n := range model {
+		var e unix.Errno
+		switch {
+		case n.kind == 'd':
+			_, e = m.Mkdir(n.path, 0o755)
+		case n.link != "":
+			e = m.Link(n.link, n.path)
+		case n.kind == 'l':
+			_, e = m.Symlink(n.target, n.path)
+		case n.kind == 'f':
+			var f *fsmodel.Node
+			if f, e = m.Create(n.path, 0o644); e == 0 {
+				f.WriteAt(n.data, 0)
+			}
+		}
+		for k, v := range n.xattrs {
+			if e == 0 && n.link == "" {
+				e = m.Setxattr(n.path, k, v, 0)
+			}
+		}
+		if e != 0 {
+			t.Fatalf("the model refuses %s: %v", n.path, errName(e))
+		}
+	}
+	return m
+}
+
 // crpCheck compares the mount with the model, each path by its fate, and
 // (with s2) the files of the killed session: some first ones whole, then
 // perhaps one empty (its write was dropped), then none. It returns the
@@ -404,121 +437,48 @@ func crpCheck(t *testing.T, mnt string, model []*crpNode, fate func(string) crpF
 	t.Helper()
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	inModel := map[string]*crpNode{}
-	present := map[string]bool{}
-	inos := map[string]uint64{}
-	names := map[string]int{} // per link group: names there
-	for _, n := range model {
-		inModel[n.path] = n
-		p := filepath.Join(mnt, n.path)
-		f := fate(n.path)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			if f.kind != crpMayLose {
-				bad("%s: %v (it should have survived the damage)", n.path, err)
+	// The content of a file by its fate.
+	content := func(p string, n *fsmodel.Node, got []byte) string {
+		f := fate(p)
+		data := n.Data()
+		switch f.kind {
+		case crpDataLost:
+			if (len(got) != len(data) && len(got) != 0) || !crpZero(got) {
+				return fmt.Sprintf("its data was lost: want %d zero bytes (or an empty file), got %d bytes, zero: %v", len(data), len(got), crpZero(got))
 			}
-			continue
-		}
-		present[n.path] = true
-		inos[n.path] = st.Ino
-		group := n.path
-		if n.link != "" {
-			group = n.link
-		}
-		names[group]++
-		typ := map[byte]uint32{'d': unix.S_IFDIR, 'f': unix.S_IFREG, 'l': unix.S_IFLNK}[n.kind]
-		if st.Mode&unix.S_IFMT != typ {
-			bad("%s: mode %07o, want type %07o", n.path, st.Mode, typ)
-			continue
-		}
-		switch n.kind {
-		case 'l':
-			if tg, err := os.Readlink(p); err != nil || tg != n.target {
-				bad("%s: symlink target %q (%v), want %q", n.path, tg, err, n.target)
+			t.Logf("  %s: reads as %d zero bytes (was %d bytes of data)", p, len(got), len(data))
+		case crpPrefix:
+			switch {
+			case len(got) != len(data):
+				return fmt.Sprintf("size %d, want the recorded %d", len(got), len(data))
+			case !bytes.Equal(got[:f.n], data[:f.n]):
+				return fmt.Sprintf("the %d bytes the store file still held differ: %s", f.n, fsmodel.DataDiff(data[:f.n], got[:f.n], 0))
+			case !crpZero(got[f.n:]):
+				return fmt.Sprintf("past the %d bytes the store file still held, want zeros", f.n)
 			}
-		case 'f':
-			got, err := os.ReadFile(p)
-			if err != nil {
-				bad("%s: read: %v", n.path, err)
-				break
-			}
-			switch f.kind {
-			case crpIntact, crpMayLose:
-				if !bytes.Equal(got, n.data) {
-					bad("%s: content differs: %s", n.path, pstDataDiff(n.data, got))
-				}
-			case crpDataLost:
-				if (len(got) != len(n.data) && len(got) != 0) || !crpZero(got) {
-					bad("%s: its data was lost: want %d zero bytes (or an empty file), got %d bytes, zero: %v", n.path, len(n.data), len(got), crpZero(got))
-				} else {
-					t.Logf("  %s: reads as %d zero bytes (was %d bytes of data)", n.path, len(got), len(n.data))
-				}
-			case crpPrefix:
-				switch {
-				case len(got) != len(n.data):
-					bad("%s: size %d, want the recorded %d", n.path, len(got), len(n.data))
-				case !bytes.Equal(got[:f.n], n.data[:f.n]):
-					bad("%s: the %d bytes the store file still held differ: %s", n.path, f.n, pstDataDiff(n.data[:f.n], got[:f.n]))
-				case !crpZero(got[f.n:]):
-					bad("%s: past the %d bytes the store file still held, want zeros", n.path, f.n)
-				default:
-					t.Logf("  %s: the first %d bytes are intact, the other %d read as zeros", n.path, f.n, len(got)-int(f.n))
-				}
-			}
-		}
-		if n.link == "" && n.kind != 'l' {
-			x, err := pstXattrs(p)
-			if err != nil {
-				bad("%s: %v", n.path, err)
-			} else if d := pstXattrDiff(n.xattrs, x); d != "" && !(len(n.xattrs) == 0 && len(x) == 0) {
-				bad("%s: xattrs: %s", n.path, d)
-			}
-		}
-	}
-	// Hard links: one inode, nlink = the names that are there.
-	for _, n := range model {
-		if n.link == "" || !present[n.path] {
-			continue
-		}
-		if present[n.link] && inos[n.link] != inos[n.path] {
-			bad("%s and %s are not one inode any more", n.path, n.link)
-		}
-		var st unix.Stat_t
-		if unix.Lstat(filepath.Join(mnt, n.path), &st) == nil && int(st.Nlink) != names[n.link] {
-			bad("%s: nlink %d, but %d of its names are there", n.path, st.Nlink, names[n.link])
-		}
-	}
-	// Nothing else, but /lost+found and the killed session's files.
-	err := filepath.WalkDir(mnt, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			bad("walk: %v", err)
-			return nil
-		}
-		rel, _ := filepath.Rel(mnt, p)
-		switch {
-		case rel == ".", inModel[rel] != nil:
-		case rel == "lost+found" || strings.HasPrefix(rel, "lost+found/"):
-			if d.Type().IsRegular() {
-				b, _ := os.ReadFile(p)
-				what := "no file of the tree"
-				for _, n := range model {
-					if n.kind == 'f' && len(n.data) > 0 && bytes.Equal(b, n.data) {
-						what = n.path
-					}
-				}
-				t.Logf("  %s: %d bytes, the content of %s", rel, len(b), what)
-			} else {
-				t.Logf("  %s (%v)", rel, d.Type())
-			}
-		case s2 && (rel == "s2" || strings.HasPrefix(rel, "s2/")):
+			t.Logf("  %s: the first %d bytes are intact, the other %d read as zeros", p, f.n, len(got)-int(f.n))
 		default:
-			bad("%s: appeared (not made by the test)", rel)
+			return fsmodel.ContentDiff(n, got)
 		}
-		return nil
-	})
-	if err != nil {
-		bad("walk: %v", err)
+		return ""
 	}
+	diffs := fsmodel.Compare(mnt, crpTree(t, model), &fsmodel.Options{
+		NlinkPresent: true,
+		MayLack:      func(p string) bool { return fate(p).kind == crpMayLose },
+		// /lost+found, and the killed session's files (checked below).
+		Extra: func(p string) bool {
+			return p == "lost+found" || s2 && p == "s2"
+		},
+		Content: content,
+	})
+	for _, d := range diffs {
+		msg := d.String()
+		if d.Class == "names" && strings.HasPrefix(d.Msg, "missing") {
+			msg += " (it should have survived the damage)"
+		}
+		bad("%s", msg)
+	}
+	crpLogLostFound(t, mnt, model)
 	if s2 {
 		whole, ends := 0, "absent"
 		state := func(i int) string {
@@ -561,6 +521,38 @@ func crpCheck(t *testing.T, mnt string, model []*crpNode, fate func(string) crpF
 		}
 	}
 	return errs
+}
+
+// crpLogLostFound says what /lost+found of the mount holds: for a file,
+// which file of the tree had its content.
+func crpLogLostFound(t *testing.T, mnt string, model []*crpNode) {
+	t.Helper()
+	lf := filepath.Join(mnt, "lost+found")
+	if _, err := os.Lstat(lf); err != nil {
+		return
+	}
+	err := filepath.WalkDir(lf, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(mnt, p)
+		if d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			what := "no file of the tree"
+			for _, n := range model {
+				if n.kind == 'f' && len(n.data) > 0 && bytes.Equal(b, n.data) {
+					what = n.path
+				}
+			}
+			t.Logf("  %s: %d bytes, the content of %s", rel, len(b), what)
+		} else {
+			t.Logf("  %s (%v)", rel, d.Type())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("walk of /lost+found: %v", err)
+	}
 }
 
 func crpZero(b []byte) bool {

@@ -30,7 +30,6 @@ package tests
 //	scripts/crashtest       many rounds over a range of seeds
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -45,6 +44,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mmapfs/internal/fsmodel"
 )
 
 const (
@@ -164,184 +165,89 @@ func (o crashOp) isData() bool {
 
 // ---------------------------------------------------------------- model
 
-// crashNode is a file of the model. Hard links share the node.
-type crashNode struct {
-	typ      uint32 // unix.S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO
-	perm     uint32
-	uid, gid uint32
-	data     []byte
-	target   string
-	xattrs   map[string][]byte
-	kids     map[string]*crashNode // directories
-
-	// An ambiguous data op was applied (fuzzy): each byte may be as in
-	// data or as in old, and the size either.
-	fuzzy bool
-	old   []byte
-}
-
-type crashModel struct {
-	root  *crashNode
-	umask uint32
-	fuzzy bool // apply marks the nodes of data ops fuzzy
-}
-
-func (m *crashModel) clone() *crashModel {
-	seen := map[*crashNode]*crashNode{}
-	var cp func(n *crashNode) *crashNode
-	cp = func(n *crashNode) *crashNode {
-		if c, ok := seen[n]; ok {
-			return c
+// crashApply does op to the model m; op is one the generator made for
+// this state, so the model must accept it (an errno is a generator bug).
+// If hedge, the file a data op changes is marked ambiguous first: each
+// byte of it may then be as before op or as after it, and the size either.
+func crashApply(m *fsmodel.FS, op crashOp, hedge bool) error {
+	var e unix.Errno
+	file := func() *fsmodel.Node {
+		n := m.Lookup(op.Path)
+		if n == nil || n.Type != fsmodel.File {
+			e = unix.ENOENT
+			return nil
 		}
-		c := *n
-		c.data = bytes.Clone(n.data)
-		c.old = bytes.Clone(n.old)
-		c.xattrs = map[string][]byte{}
-		for k, v := range n.xattrs {
-			c.xattrs[k] = v
+		if hedge {
+			n.MarkAmbiguous()
 		}
-		seen[n] = &c
-		if n.kids != nil {
-			c.kids = map[string]*crashNode{}
-			for k, v := range n.kids {
-				c.kids[k] = cp(v)
-			}
-		}
-		return &c
+		return n
 	}
-	return &crashModel{root: cp(m.root), umask: m.umask}
-}
-
-// lookup returns the directory that holds p, p's last name and the node
-// there (nil if none). p == "" is the root.
-func (m *crashModel) lookup(p string) (dir *crashNode, name string, n *crashNode) {
-	if p == "" {
-		return nil, "", m.root
-	}
-	parts := strings.Split(p, "/")
-	d := m.root
-	for _, c := range parts[:len(parts)-1] {
-		d = d.kids[c]
-		if d == nil || d.typ != unix.S_IFDIR {
-			panic("crash model: no directory for " + p)
-		}
-	}
-	name = parts[len(parts)-1]
-	return d, name, d.kids[name]
-}
-
-// crashEnt is a path of the model.
-type crashEnt struct {
-	path  string
-	n     *crashNode
-	depth int
-}
-
-// entries lists every path, the root ("") first, in sorted walk order.
-func (m *crashModel) entries() []crashEnt {
-	var out []crashEnt
-	var walk func(p string, n *crashNode, depth int)
-	walk = func(p string, n *crashNode, depth int) {
-		out = append(out, crashEnt{p, n, depth})
-		if n.kids == nil {
-			return
-		}
-		names := make([]string, 0, len(n.kids))
-		for k := range n.kids {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			walk(pstJoin(p, k), n.kids[k], depth+1)
-		}
-	}
-	walk("", m.root, 0)
-	return out
-}
-
-func (m *crashModel) touchData(n *crashNode) {
-	if m.fuzzy && !n.fuzzy {
-		n.fuzzy = true
-		n.old = bytes.Clone(n.data)
-	}
-}
-
-func crashResize(b []byte, size int64) []byte {
-	if int64(len(b)) >= size {
-		return b[:size]
-	}
-	return append(b, make([]byte, size-int64(len(b)))...)
-}
-
-// apply does op to the model; op is one the generator made for this
-// state, so it succeeds.
-func (m *crashModel) apply(op crashOp) {
-	dir, name, n := m.lookup(op.Path)
 	switch op.Kind {
 	case "create":
-		dir.kids[name] = &crashNode{typ: unix.S_IFREG, perm: op.Mode &^ m.umask, data: []byte{}, xattrs: map[string][]byte{}}
+		_, e = m.Create(op.Path, op.Mode)
 	case "mkdir":
-		dir.kids[name] = &crashNode{typ: unix.S_IFDIR, perm: op.Mode &^ m.umask, xattrs: map[string][]byte{}, kids: map[string]*crashNode{}}
+		_, e = m.Mkdir(op.Path, op.Mode)
 	case "mknod":
-		dir.kids[name] = &crashNode{typ: unix.S_IFIFO, perm: op.Mode &^ m.umask, xattrs: map[string][]byte{}}
+		_, e = m.Mkfifo(op.Path, op.Mode)
 	case "symlink":
-		dir.kids[name] = &crashNode{typ: unix.S_IFLNK, perm: 0o777, target: op.Target, xattrs: map[string][]byte{}}
+		_, e = m.Symlink(op.Target, op.Path)
 	case "write", "append":
-		m.touchData(n)
-		off := op.Off
-		if op.Kind == "append" {
-			off = int64(len(n.data))
+		if n := file(); n != nil {
+			off := op.Off
+			if op.Kind == "append" {
+				off = n.Size
+			}
+			n.WriteAt(crashData(op), off)
 		}
-		b := crashData(op)
-		if end := off + int64(len(b)); end > int64(len(n.data)) {
-			n.data = crashResize(n.data, end)
-		}
-		copy(n.data[off:], b)
 	case "truncate":
-		m.touchData(n)
-		n.data = crashResize(n.data, op.Len)
-	case "falloc":
-		m.touchData(n)
-		if op.Mode&unix.FALLOC_FL_KEEP_SIZE == 0 && op.Off+op.Len > int64(len(n.data)) {
-			n.data = crashResize(n.data, op.Off+op.Len)
+		if n := file(); n != nil {
+			e = n.Truncate(op.Len)
 		}
-	case "punch":
-		m.touchData(n)
-		end := min(op.Off+op.Len, int64(len(n.data)))
-		for i := op.Off; i < end; i++ {
-			n.data[i] = 0
+	case "falloc", "punch":
+		if n := file(); n != nil {
+			e = n.Fallocate(op.Mode, op.Off, op.Len)
 		}
-	case "unlink", "rmdir":
-		delete(dir.kids, name)
+	case "unlink":
+		e = m.Unlink(op.Path)
+	case "rmdir":
+		e = m.Rmdir(op.Path)
 	case "rename":
-		dir2, name2, n2 := m.lookup(op.Path2)
-		if n2 == n {
-			return // two links of one inode: rename does nothing
-		}
-		delete(dir.kids, name)
-		dir2.kids[name2] = n
+		e = m.Rename(op.Path, op.Path2, 0)
 	case "link":
-		dir2, name2, _ := m.lookup(op.Path2)
-		dir2.kids[name2] = n
+		e = m.Link(op.Path, op.Path2)
 	case "chmod":
-		n.perm = op.Mode
+		e = m.Chmod(op.Path, op.Mode)
 	case "chown":
-		n.uid, n.gid = uint32(op.Uid), uint32(op.Gid)
+		e = m.Lchown(op.Path, uint32(op.Uid), uint32(op.Gid))
 	case "setxattr":
-		n.xattrs[op.Name] = crashData(op)
+		e = m.Setxattr(op.Path, op.Name, crashData(op), 0)
 	case "removexattr":
-		delete(n.xattrs, op.Name)
+		e = m.Removexattr(op.Path, op.Name)
 	case "utimes", "fsync", "syncfs":
+		// Times are not compared (see the top of the file).
 	default:
-		panic("crash model: unknown op " + op.Kind)
+		return fmt.Errorf("crash model: unknown op %q", op.Kind)
 	}
+	if e != 0 {
+		return fmt.Errorf("the model refuses %s: %v (a generator bug)", op, errName(e))
+	}
+	return nil
+}
+
+// crashCompareOptions are what the crash test compares: all but times and
+// page allocation.
+var crashCompareOptions = &fsmodel.Options{Perm: true, Owner: true}
+
+// crashDiffs lists how the mount at mnt differs from the model m.
+func crashDiffs(mnt string, m *fsmodel.FS) []fsmodel.Diff {
+	return fsmodel.Compare(mnt, m, crashCompareOptions)
 }
 
 // ---------------------------------------------------------------- generator
 
 type crashGen struct {
 	r     *rand.Rand
-	m     *crashModel
+	m     *fsmodel.FS
 	chown bool            // root: chown to other users
 	skip  map[string]bool // kinds left out
 	seed  uint32
@@ -352,32 +258,32 @@ func (g *crashGen) pick(n int) int { return g.r.Intn(n) }
 func (g *crashGen) chance(p float64) bool { return g.r.Float64() < p }
 
 // newPath returns a free name in a directory not deeper than 2.
-func (g *crashGen) newPath(es []crashEnt) (string, bool) {
-	var dirs []crashEnt
+func (g *crashGen) newPath(es []fsmodel.Entry) (string, bool) {
+	var dirs []fsmodel.Entry
 	for _, e := range es {
-		if e.n.typ == unix.S_IFDIR && e.depth <= 2 {
+		if e.Node.Type == fsmodel.Dir && e.Depth <= 2 {
 			dirs = append(dirs, e)
 		}
 	}
 	for try := 0; try < 8; try++ {
 		d := dirs[g.pick(len(dirs))]
 		name := crashNames[g.pick(len(crashNames))]
-		if d.n.kids[name] == nil {
-			return pstJoin(d.path, name), true
+		if d.Node.Kids[name] == nil {
+			return fsmodel.Join(d.Path, name), true
 		}
 	}
 	return "", false
 }
 
-func (g *crashGen) some(es []crashEnt, keep func(crashEnt) bool) (crashEnt, bool) {
-	var c []crashEnt
+func (g *crashGen) some(es []fsmodel.Entry, keep func(fsmodel.Entry) bool) (fsmodel.Entry, bool) {
+	var c []fsmodel.Entry
 	for _, e := range es {
 		if keep(e) {
 			c = append(c, e)
 		}
 	}
 	if len(c) == 0 {
-		return crashEnt{}, false
+		return fsmodel.Entry{}, false
 	}
 	return c[g.pick(len(c))], true
 }
@@ -459,12 +365,12 @@ func (g *crashGen) next() crashOp {
 }
 
 func (g *crashGen) make(kind string) (crashOp, bool) {
-	es := g.m.entries()
+	es := g.m.Entries()
 	crowded := len(es) > crashMaxEntries
 	op := crashOp{Kind: kind}
-	isReg := func(e crashEnt) bool { return e.n.typ == unix.S_IFREG }
-	nonRoot := func(e crashEnt) bool { return e.path != "" }
-	nonDir := func(e crashEnt) bool { return e.n.typ != unix.S_IFDIR }
+	isReg := func(e fsmodel.Entry) bool { return e.Node.Type == fsmodel.File }
+	nonRoot := func(e fsmodel.Entry) bool { return e.Path != "" }
+	nonDir := func(e fsmodel.Entry) bool { return e.Node.Type != fsmodel.Dir }
 	switch kind {
 	case "create", "mkdir", "mknod", "symlink", "link":
 		if crowded {
@@ -494,15 +400,15 @@ func (g *crashGen) make(kind string) (crashOp, bool) {
 			if !ok {
 				return op, false
 			}
-			op.Path, op.Path2 = src.path, p
+			op.Path, op.Path2 = src.Path, p
 		}
 	case "write", "append", "truncate", "falloc", "punch":
 		e, ok := g.some(es, isReg)
 		if !ok {
 			return op, false
 		}
-		op.Path = e.path
-		sz := int64(len(e.n.data))
+		op.Path = e.Path
+		sz := e.Node.Size
 		switch kind {
 		case "write":
 			op.Off, op.Len = g.offset(sz), g.length()
@@ -542,52 +448,52 @@ func (g *crashGen) make(kind string) (crashOp, bool) {
 			op.Off, op.Len = g.r.Int63n(sz), 1+g.r.Int63n(128<<10)
 		}
 	case "rmdir":
-		e, ok := g.some(es, func(e crashEnt) bool { return nonRoot(e) && e.n.typ == unix.S_IFDIR && len(e.n.kids) == 0 })
+		e, ok := g.some(es, func(e fsmodel.Entry) bool { return nonRoot(e) && e.Node.Type == fsmodel.Dir && len(e.Node.Kids) == 0 })
 		if !ok {
 			return op, false
 		}
-		op.Path = e.path
+		op.Path = e.Path
 	case "unlink":
-		e, ok := g.some(es, func(e crashEnt) bool { return nonRoot(e) && nonDir(e) })
+		e, ok := g.some(es, func(e fsmodel.Entry) bool { return nonRoot(e) && nonDir(e) })
 		if !ok {
 			return op, false
 		}
-		op.Path = e.path
+		op.Path = e.Path
 	case "rename":
 		src, ok := g.some(es, nonRoot)
 		if !ok {
 			return op, false
 		}
-		op.Path = src.path
-		inside := func(p string) bool { return p == src.path || strings.HasPrefix(p, src.path+"/") }
+		op.Path = src.Path
+		inside := func(p string) bool { return p == src.Path || strings.HasPrefix(p, src.Path+"/") }
 		if g.chance(0.4) { // over an existing entry
-			var dst crashEnt
-			if src.n.typ == unix.S_IFDIR {
-				dst, ok = g.some(es, func(e crashEnt) bool {
-					return nonRoot(e) && e.n.typ == unix.S_IFDIR && len(e.n.kids) == 0 && !inside(e.path)
+			var dst fsmodel.Entry
+			if src.Node.Type == fsmodel.Dir {
+				dst, ok = g.some(es, func(e fsmodel.Entry) bool {
+					return nonRoot(e) && e.Node.Type == fsmodel.Dir && len(e.Node.Kids) == 0 && !inside(e.Path)
 				})
 			} else {
-				dst, ok = g.some(es, func(e crashEnt) bool { return nonRoot(e) && nonDir(e) && e.path != src.path })
+				dst, ok = g.some(es, func(e fsmodel.Entry) bool { return nonRoot(e) && nonDir(e) && e.Path != src.Path })
 			}
 			if !ok {
 				return op, false
 			}
-			op.Path2 = dst.path
+			op.Path2 = dst.Path
 		} else {
 			p, ok := g.newPath(es)
-			if !ok || (src.n.typ == unix.S_IFDIR && inside(p)) {
+			if !ok || (src.Node.Type == fsmodel.Dir && inside(p)) {
 				return op, false
 			}
 			op.Path2 = p
 		}
 	case "chmod":
-		e, ok := g.some(es, func(e crashEnt) bool { return nonRoot(e) && e.n.typ != unix.S_IFLNK })
+		e, ok := g.some(es, func(e fsmodel.Entry) bool { return nonRoot(e) && e.Node.Type != fsmodel.Symlink })
 		if !ok {
 			return op, false
 		}
 		// No set-ID bits: chown and write would clear them, which the
 		// model leaves to tests/attr_test.go.
-		op.Path, op.Mode = e.path, uint32(g.pick(0o1000))
+		op.Path, op.Mode = e.Path, uint32(g.pick(0o1000))
 	case "chown":
 		if !g.chown {
 			return op, false
@@ -596,38 +502,38 @@ func (g *crashGen) make(kind string) (crashOp, bool) {
 		if !ok {
 			return op, false
 		}
-		op.Path, op.Uid, op.Gid = e.path, crashIDs[g.pick(len(crashIDs))], crashIDs[g.pick(len(crashIDs))]
+		op.Path, op.Uid, op.Gid = e.Path, crashIDs[g.pick(len(crashIDs))], crashIDs[g.pick(len(crashIDs))]
 	case "utimes":
 		e := es[g.pick(len(es))]
-		op.Path, op.Sec = e.path, 1e9+g.r.Int63n(1e9)
+		op.Path, op.Sec = e.Path, 1e9+g.r.Int63n(1e9)
 	case "setxattr", "removexattr":
-		e, ok := g.some(es, func(e crashEnt) bool {
-			if e.n.typ != unix.S_IFREG && e.n.typ != unix.S_IFDIR {
+		e, ok := g.some(es, func(e fsmodel.Entry) bool {
+			if e.Node.Type != fsmodel.File && e.Node.Type != fsmodel.Dir {
 				return false // user.* only on files and directories
 			}
-			return kind == "setxattr" || len(e.n.xattrs) > 0
+			return kind == "setxattr" || len(e.Node.Xattrs) > 0
 		})
 		if !ok {
 			return op, false
 		}
-		op.Path = e.path
+		op.Path = e.Path
 		if kind == "setxattr" {
 			op.Name = crashXattrNames[g.pick(len(crashXattrNames))]
 			op.Len, op.Seed = int64(g.pick(300)), g.nextSeed()
 		} else {
 			var names []string
-			for k := range e.n.xattrs {
+			for k := range e.Node.Xattrs {
 				names = append(names, k)
 			}
 			sort.Strings(names)
 			op.Name = names[g.pick(len(names))]
 		}
 	case "fsync":
-		e, ok := g.some(es, func(e crashEnt) bool { return isReg(e) || e.n.typ == unix.S_IFDIR })
+		e, ok := g.some(es, func(e fsmodel.Entry) bool { return isReg(e) || e.Node.Type == fsmodel.Dir })
 		if !ok {
 			return op, false
 		}
-		op.Path = e.path
+		op.Path = e.Path
 	case "syncfs":
 	default:
 		panic("unknown kind " + kind)
@@ -729,231 +635,6 @@ func crashKillErr(err error) bool {
 	return false
 }
 
-// ---------------------------------------------------------------- comparing
-
-// crashSeen is what the mount shows of one path.
-type crashSeen struct {
-	mode     uint32
-	uid, gid uint32
-	size     int64
-	nlink    uint64
-	ino      uint64
-	data     []byte
-	target   string
-	xattrs   map[string][]byte
-}
-
-// crashScan reads the whole tree of the mount.
-func crashScan(mnt string) (map[string]*crashSeen, error) {
-	seen := map[string]*crashSeen{}
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		p := filepath.Join(mnt, rel)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("lstat %s: %w", pstPathName(rel), err)
-		}
-		s := &crashSeen{mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, nlink: uint64(st.Nlink), ino: st.Ino}
-		seen[rel] = s
-		x, err := pstXattrs(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", pstPathName(rel), err)
-		}
-		s.xattrs = x
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", pstPathName(rel), err)
-			}
-			s.data = b
-		case unix.S_IFLNK:
-			tg, err := os.Readlink(p)
-			if err != nil {
-				return fmt.Errorf("readlink %s: %w", pstPathName(rel), err)
-			}
-			s.target = tg
-		case unix.S_IFDIR:
-			ents, err := os.ReadDir(p)
-			if err != nil {
-				return fmt.Errorf("readdir %s: %w", pstPathName(rel), err)
-			}
-			for _, de := range ents {
-				if err := walk(pstJoin(rel, de.Name())); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return seen, walk("")
-}
-
-func crashTypeName(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "file"
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFIFO:
-		return "fifo"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFCHR:
-		return "char device"
-	case unix.S_IFBLK:
-		return "block device"
-	}
-	return fmt.Sprintf("type %#o", mode&unix.S_IFMT)
-}
-
-func crashAt(b []byte, i int) byte {
-	if i < len(b) {
-		return b[i]
-	}
-	return 0
-}
-
-// crashDataDiff compares a file's data with the model's: exactly, or for
-// a fuzzy node each byte as in data or old, the size of either.
-func crashDataDiff(n *crashNode, got []byte) string {
-	if !n.fuzzy {
-		if bytes.Equal(got, n.data) {
-			return ""
-		}
-		return pstDataDiff(n.data, got)
-	}
-	var d []string
-	if len(got) != len(n.data) && len(got) != len(n.old) {
-		d = append(d, fmt.Sprintf("size %d, want %d (after the ambiguous op) or %d (before it)", len(got), len(n.data), len(n.old)))
-	}
-	bad, first := 0, -1
-	for i := range got {
-		if got[i] != crashAt(n.data, i) && got[i] != crashAt(n.old, i) {
-			if first < 0 {
-				first = i
-			}
-			bad++
-		}
-	}
-	if first >= 0 {
-		d = append(d, fmt.Sprintf("%d bytes are neither as before the ambiguous op nor as after it, the first at %d: %#02x, want %#02x (after) or %#02x (before)",
-			bad, first, got[first], crashAt(n.data, first), crashAt(n.old, first)))
-	}
-	if len(d) > 0 && len(got) > len(n.old) {
-		// Say how much of what lies past the old size is the new data.
-		newBytes := 0
-		for i := len(n.old); i < len(got); i++ {
-			if got[i] == crashAt(n.data, i) {
-				newBytes++
-			}
-		}
-		d = append(d, fmt.Sprintf("of the %d bytes past the old size, %d are as after the op", len(got)-len(n.old), newBytes))
-	}
-	return strings.Join(d, "; ")
-}
-
-// crashCompare lists how the mount (seen) differs from the model m.
-func crashCompare(seen map[string]*crashSeen, m *crashModel) []string {
-	var d []string
-	add := func(format string, args ...any) { d = append(d, fmt.Sprintf(format, args...)) }
-	es := m.entries()
-	links := map[*crashNode]int{}
-	want := map[string]*crashEnt{}
-	for i := range es {
-		links[es[i].n]++
-		want[es[i].path] = &es[i]
-	}
-	var paths []string
-	for p := range seen {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		if want[p] == nil {
-			s := seen[p]
-			add("%s: unexpected %s (mode %07o, size %d)", pstPathName(p), crashTypeName(s.mode), s.mode, s.size)
-		}
-	}
-	inoOf := map[*crashNode]uint64{}
-	nodeOf := map[uint64]string{}
-	for _, e := range es {
-		s := seen[e.path]
-		name := pstPathName(e.path)
-		n := e.n
-		if s == nil {
-			add("%s: missing (want a %s)", name, crashTypeName(n.typ))
-			continue
-		}
-		if s.mode&unix.S_IFMT != n.typ {
-			add("%s: a %s, want a %s", name, crashTypeName(s.mode), crashTypeName(n.typ))
-			continue
-		}
-		if s.mode&0o7777 != n.perm {
-			add("%s: permissions %04o, want %04o", name, s.mode&0o7777, n.perm)
-		}
-		if s.uid != n.uid || s.gid != n.gid {
-			add("%s: owner %d:%d, want %d:%d", name, s.uid, s.gid, n.uid, n.gid)
-		}
-		wantNlink := uint64(links[n])
-		if n.typ == unix.S_IFDIR {
-			wantNlink = 2
-			for _, k := range n.kids {
-				if k.typ == unix.S_IFDIR {
-					wantNlink++
-				}
-			}
-		}
-		if s.nlink != wantNlink {
-			add("%s: nlink %d, want %d", name, s.nlink, wantNlink)
-		}
-		switch n.typ {
-		case unix.S_IFREG:
-			if s.size != int64(len(s.data)) {
-				add("%s: st_size %d but %d bytes read", name, s.size, len(s.data))
-			}
-			if diff := crashDataDiff(n, s.data); diff != "" {
-				add("%s: data: %s", name, diff)
-			}
-		case unix.S_IFLNK:
-			if s.target != n.target {
-				add("%s: target %q, want %q", name, s.target, n.target)
-			}
-		}
-		if diff := pstXattrDiff(n.xattrs, s.xattrs); diff != "" {
-			add("%s: xattrs: %s", name, diff)
-		}
-		// Links of one node are one inode, and different nodes are
-		// different inodes.
-		if ino, ok := inoOf[n]; ok && ino != s.ino {
-			add("%s: inode %d, but it is a link of an inode %d", name, s.ino, ino)
-		}
-		inoOf[n] = s.ino
-		if other, ok := nodeOf[s.ino]; ok {
-			if want[other].n != n {
-				add("%s: same inode %d as %s, which is another file", name, s.ino, pstPathName(other))
-			}
-		} else {
-			nodeOf[s.ino] = e.path
-		}
-	}
-	return d
-}
-
-// resync makes the model's fuzzy nodes what the mount shows (once the
-// mount was found to agree with them).
-func (m *crashModel) resync(seen map[string]*crashSeen) {
-	for _, e := range m.entries() {
-		if e.n.fuzzy {
-			e.n.data = bytes.Clone(seen[e.path].data)
-			e.n.fuzzy, e.n.old = false, nil
-		}
-	}
-	m.fuzzy = false
-}
-
 // ---------------------------------------------------------------- the test
 
 type crashStats struct {
@@ -967,7 +648,7 @@ type crashRun struct {
 	store string
 	mnt   string
 	r     *rand.Rand
-	m     *crashModel
+	m     *fsmodel.FS
 	gen   *crashGen
 	st    crashStats
 	log   []string
@@ -1022,56 +703,51 @@ func (c *crashRun) fail(format string, args ...any) {
 func (c *crashRun) mount() {
 	c.t.Helper()
 	c.p = pstMount(c.t, c.store, c.mnt, c.r.Intn(4) == 0)
-	seen, err := crashScan(c.mnt)
-	if err != nil {
-		c.fail("reading the tree after the mount: %v", err)
-	}
 	if c.m == nil { // the first mount of a new store
-		root := seen[""]
-		if len(seen) != 1 {
-			c.fail("a new store shows %d entries, want only the root", len(seen))
+		var st unix.Stat_t
+		if err := unix.Lstat(c.mnt, &st); err != nil {
+			c.fail("lstat of the mount's root: %v", err)
 		}
-		c.m = &crashModel{umask: modelUmask(), root: &crashNode{
-			typ: unix.S_IFDIR, perm: root.mode & 0o7777, uid: root.uid, gid: root.gid,
-			xattrs: map[string][]byte{}, kids: map[string]*crashNode{},
-		}}
+		if ents, err := os.ReadDir(c.mnt); err != nil || len(ents) != 0 {
+			c.fail("a new store shows %d entries (%v), want only the root", len(ents), err)
+		}
+		c.m = fsmodel.New(st.Mode&0o7777, modelUmask())
+		c.m.Root().Uid, c.m.Root().Gid = st.Uid, st.Gid
 		c.gen = &crashGen{r: c.r, m: c.m, chown: os.Geteuid() == 0, skip: crashSkip()}
 		return
 	}
 	if c.pending == nil {
-		if d := crashCompare(seen, c.m); len(d) > 0 {
+		if d := crashDiffs(c.mnt, c.m); len(d) > 0 {
 			c.fail("the mount differs from the model (no op was in flight at the kill, so all of them were acknowledged):\n  %s", crashLimit(d))
 		}
 		return
 	}
 	op := *c.pending
 	c.pending = nil
-	dBefore := crashCompare(seen, c.m)
+	dBefore := crashDiffs(c.mnt, c.m)
 	if len(dBefore) == 0 {
 		c.logf("   ambiguous op %s: not done", op)
 		return
 	}
-	after := c.m.clone()
-	after.fuzzy = op.isData()
-	after.apply(op)
-	dAfter := crashCompare(seen, after)
+	after := c.m.Clone()
+	if err := crashApply(after, op, op.isData()); err != nil {
+		c.fail("%v", err)
+	}
+	dAfter := crashDiffs(c.mnt, after)
 	if len(dAfter) > 0 {
 		c.fail("the mount differs from the model both without and with the op in flight at the kill (%s)\nwithout it:\n  %s\nwith it:\n  %s",
 			op, crashLimit(dBefore), crashLimit(dAfter))
 	}
-	after.resync(seen)
+	if err := after.Settle(c.mnt); err != nil {
+		c.fail("%v", err)
+	}
 	c.m = after
 	c.gen.m = after
 	c.st.ambiguousApplied++
 	c.logf("   ambiguous op %s: done", op)
 }
 
-func crashLimit(d []string) string {
-	if len(d) > 40 {
-		d = append(d[:40:40], fmt.Sprintf("… and %d more", len(d)-40))
-	}
-	return strings.Join(d, "\n  ")
-}
+func crashLimit(d []fsmodel.Diff) string { return fsmodel.Summary(d, 40, "\n  ") }
 
 // work runs up to n ops. If killed is not nil, the server may be killed
 // under it: the first op that fails once killed is set becomes pending
@@ -1082,7 +758,9 @@ func (c *crashRun) work(n int, killed *atomic.Bool) {
 		op := c.gen.next()
 		err := crashExec(c.mnt, op)
 		if err == nil {
-			c.m.apply(op)
+			if err := crashApply(c.m, op, false); err != nil {
+				c.fail("%v", err)
+			}
 			c.st.ops++
 			c.logf("%s", op)
 			if killed != nil && killed.Load() {
@@ -1092,9 +770,10 @@ func (c *crashRun) work(n int, killed *atomic.Bool) {
 		}
 		var short *crashShort
 		if killed != nil && killed.Load() && errors.As(err, &short) {
-			_, _, n := c.m.lookup(op.Path)
-			done, rest := op.split(short.N, int64(len(n.data)))
-			c.m.apply(done)
+			done, rest := op.split(short.N, c.m.Lookup(op.Path).Size)
+			if err := crashApply(c.m, done, false); err != nil {
+				c.fail("%v", err)
+			}
 			c.st.ops++
 			c.st.shortWrites++
 			c.logf("%s -> %v (killed: %d bytes acknowledged, the rest ambiguous: %s)", op, err, short.N, rest)

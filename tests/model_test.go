@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mmapfs/internal/fsmodel"
 )
 
 var modelSeedFlag = flag.Int64("model.seed", -1, "model tester: run only this seed (also MMAPFS_MODEL_SEED)")
@@ -61,17 +63,7 @@ func modelEnvInt(name string, def int64) int64 {
 }
 
 // modelBytes returns n deterministic pseudo-random bytes for seed.
-func modelBytes(seed uint32, n int) []byte {
-	b := make([]byte, n)
-	x := seed*2654435761 | 1
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x >> 8)
-	}
-	return b
-}
+func modelBytes(seed uint32, n int) []byte { return fsmodel.Bytes(seed, n) }
 
 // ---------------------------------------------------------------- ops
 
@@ -218,318 +210,33 @@ func (r modelRes) String() string {
 
 // ---------------------------------------------------------------- model
 
-const (
-	modelFalloc byte = 1 // allocated by fallocate, never written: a hole for SEEK_DATA
-	modelData   byte = 2 // written (or copied, or mapped and stored)
-)
-
-type modelPg struct {
-	state byte
-	b     []byte // modelPageSize bytes, nil while all zero
-}
-
-type modelNode struct {
-	id     int
-	typ    byte // 'f', 'd', 'l'
-	perm   uint32
-	nlink  int // names (non-directories)
-	size   int64
-	pages  map[int64]*modelPg
-	target string
-	xattr  map[string]string
-	ents   map[string]int // directories: name -> node id
-	parent int            // directories
-	mtime  *unix.Timespec // known mtime, nil when the fs may have changed it
-	opens  int            // descriptor slots on it
-}
-
-// modelState models one worker's directory tree as tmpfs keeps it.
+// modelState models one worker's directory tree as tmpfs keeps it
+// (fsmodel.FS), and the descriptors the worker holds.
 type modelState struct {
-	nodes map[int]*modelNode
-	root  int
-	next  int
-	fds   map[int]int // slot -> node id
-	umask uint32
+	*fsmodel.FS
+	fds map[int]*fsmodel.Node // slot -> the file open there
 }
 
 func newModelState(rootPerm, umask uint32) *modelState {
-	m := &modelState{nodes: map[int]*modelNode{}, fds: map[int]int{}, umask: umask}
-	r := m.newNode('d', rootPerm)
-	r.parent = r.id
-	m.root = r.id
-	return m
-}
-
-func (m *modelState) newNode(typ byte, perm uint32) *modelNode {
-	m.next++
-	n := &modelNode{id: m.next, typ: typ, perm: perm, xattr: map[string]string{}}
-	switch typ {
-	case 'd':
-		n.ents = map[string]int{}
-	case 'f':
-		n.pages = map[int64]*modelPg{}
-	}
-	m.nodes[n.id] = n
-	return n
-}
-
-// resolve walks p: the parent directory, the last name, the node (nil if
-// absent), or the errno of walking the parent. Symlinks point outside the
-// mount to nothing, so following one ends in ENOENT.
-func (m *modelState) resolve(p string) (parent *modelNode, name string, n *modelNode, e unix.Errno) {
-	comps := strings.Split(p, "/")
-	cur := m.nodes[m.root]
-	for _, c := range comps[:len(comps)-1] {
-		id, ok := cur.ents[c]
-		if !ok {
-			return nil, "", nil, unix.ENOENT
-		}
-		nx := m.nodes[id]
-		switch nx.typ {
-		case 'l':
-			return nil, "", nil, unix.ENOENT
-		case 'f':
-			return nil, "", nil, unix.ENOTDIR
-		}
-		cur = nx
-	}
-	name = comps[len(comps)-1]
-	if id, ok := cur.ents[name]; ok {
-		n = m.nodes[id]
-	}
-	return cur, name, n, 0
-}
-
-// openFile models open(p, O_NOFOLLOW) of a regular file.
-func (m *modelState) openFile(p string) (*modelNode, unix.Errno) {
-	_, _, n, e := m.resolve(p)
-	if e != 0 {
-		return nil, e
-	}
-	switch {
-	case n == nil:
-		return nil, unix.ENOENT
-	case n.typ == 'l':
-		return nil, unix.ELOOP
-	case n.typ == 'd':
-		return nil, unix.EISDIR
-	}
-	return n, 0
-}
-
-func (m *modelState) dirChanged(d *modelNode) { d.mtime = nil }
-
-// drop forgets a node with no name and no descriptor.
-func (m *modelState) drop(n *modelNode) {
-	if n.typ != 'd' && n.nlink == 0 && n.opens == 0 {
-		delete(m.nodes, n.id)
-	}
-}
-
-// isAncestor: a is d or an ancestor of directory d.
-func (m *modelState) isAncestor(a, d *modelNode) bool {
-	for {
-		if a == d {
-			return true
-		}
-		if d.id == m.root {
-			return false
-		}
-		d = m.nodes[d.parent]
-	}
-}
-
-func (m *modelState) subdirs(d *modelNode) int {
-	c := 0
-	for _, id := range d.ents {
-		if m.nodes[id].typ == 'd' {
-			c++
-		}
-	}
-	return c
-}
-
-// Data of a file.
-
-func (n *modelNode) page(i int64) *modelPg {
-	pg := n.pages[i]
-	if pg == nil {
-		pg = &modelPg{state: modelFalloc}
-		n.pages[i] = pg
-	}
-	return pg
-}
-
-func (n *modelNode) writeAt(off int64, b []byte) {
-	for len(b) > 0 {
-		i := off / modelPageSize
-		po := off % modelPageSize
-		k := min(int64(len(b)), modelPageSize-po)
-		pg := n.page(i)
-		pg.state = modelData
-		if pg.b == nil {
-			pg.b = make([]byte, modelPageSize)
-		}
-		copy(pg.b[po:], b[:k])
-		b = b[k:]
-		off += k
-	}
-	n.size = max(n.size, off)
-	n.mtime = nil
-}
-
-// readAt returns the bytes of [off, off+ln) (no EOF clamp).
-func (n *modelNode) readAt(off, ln int64) []byte {
-	out := make([]byte, ln)
-	for d := int64(0); d < ln; {
-		i := (off + d) / modelPageSize
-		po := (off + d) % modelPageSize
-		k := min(ln-d, modelPageSize-po)
-		if pg := n.pages[i]; pg != nil && pg.b != nil {
-			copy(out[d:d+k], pg.b[po:po+k])
-		}
-		d += k
-	}
-	return out
-}
-
-// zeroBytes zeroes [off, end) inside pages without changing their state.
-func (n *modelNode) zeroBytes(off, end int64) {
-	for off < end {
-		i := off / modelPageSize
-		po := off % modelPageSize
-		k := min(end-off, modelPageSize-po)
-		if pg := n.pages[i]; pg != nil && pg.b != nil {
-			clear(pg.b[po : po+k])
-		}
-		off += k
-	}
-}
-
-// punch frees the whole pages of [off, end) and zeroes the partial ones.
-func (n *modelNode) punch(off, end int64) {
-	first := (off + modelPageSize - 1) / modelPageSize
-	last := end / modelPageSize // exclusive
-	for i := range n.pages {
-		if i >= first && i < last {
-			delete(n.pages, i)
-		}
-	}
-	n.zeroBytes(off, end)
-}
-
-// truncate as shmem_setattr: to a size not above the old one, every page
-// past the new size goes (KEEP_SIZE allocations beyond EOF included) and the
-// tail of the partial page is zeroed.
-func (n *modelNode) truncate(sz int64) {
-	if sz <= n.size {
-		keep := (sz + modelPageSize - 1) / modelPageSize
-		for i := range n.pages {
-			if i >= keep {
-				delete(n.pages, i)
-			}
-		}
-		n.zeroBytes(sz, keep*modelPageSize)
-	}
-	n.size = sz
-	n.mtime = nil
-}
-
-func (n *modelNode) fallocate(mode uint32, off, ln int64) unix.Errno {
-	if off < 0 || ln <= 0 {
-		return unix.EINVAL
-	}
-	switch mode {
-	case 0, unix.FALLOC_FL_KEEP_SIZE:
-		// tmpfs (shmem_get_folio_gfp with SGP_FALLOC) initialises a
-		// page fallocated by an earlier call and marks it uptodate: it
-		// becomes data. A page new to this call stays a hole.
-		for i := off / modelPageSize; i < (off+ln+modelPageSize-1)/modelPageSize; i++ {
-			if pg := n.pages[i]; pg != nil {
-				pg.state = modelData
-			} else {
-				n.page(i)
-			}
-		}
-		if mode == 0 {
-			n.size = max(n.size, off+ln)
-		}
-	case unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE:
-		n.punch(off, off+ln)
-	default:
-		return unix.EOPNOTSUPP
-	}
-	n.mtime = nil
-	return 0
-}
-
-// allData: every page that [off, end) touches is data.
-func (n *modelNode) allData(off, end int64) bool {
-	for i := off / modelPageSize; i*modelPageSize < end; i++ {
-		if pg := n.pages[i]; pg == nil || pg.state != modelData {
-			return false
-		}
-	}
-	return true
-}
-
-// anyFalloc: a page that [off, end) touches is allocated without data.
-func (n *modelNode) anyFalloc(off, end int64) bool {
-	if end-off > 64<<20 {
-		for i, pg := range n.pages {
-			if pg.state == modelFalloc && i >= off/modelPageSize && i*modelPageSize < end {
-				return true
-			}
-		}
-		return false
-	}
-	for i := off / modelPageSize; i*modelPageSize < end; i++ {
-		if pg := n.pages[i]; pg != nil && pg.state == modelFalloc {
-			return true
-		}
-	}
-	return false
-}
-
-// dataExtents are the SEEK_DATA/SEEK_HOLE extents tmpfs reports.
-func (n *modelNode) dataExtents() [][2]int64 {
-	return n.pageRuns(func(state byte) bool { return state == modelData })
-}
-
-// allocRuns are the runs of allocated pages (data or fallocated) below EOF.
-func (n *modelNode) allocRuns() [][2]int64 {
-	return n.pageRuns(func(byte) bool { return true })
-}
-
-// pageRuns are the byte ranges below EOF of the pages whose state keep
-// accepts, adjacent pages merged.
-func (n *modelNode) pageRuns(keep func(byte) bool) [][2]int64 {
-	var idx []int64
-	for i, pg := range n.pages {
-		if keep(pg.state) && i*modelPageSize < n.size {
-			idx = append(idx, i)
-		}
-	}
-	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
-	var runs [][2]int64
-	for _, i := range idx {
-		s, e := i*modelPageSize, min((i+1)*modelPageSize, n.size)
-		if len(runs) > 0 && runs[len(runs)-1][1] == s {
-			runs[len(runs)-1][1] = e
-		} else {
-			runs = append(runs, [2]int64{s, e})
-		}
-	}
-	return runs
+	return &modelState{FS: fsmodel.New(rootPerm, umask), fds: map[int]*fsmodel.Node{}}
 }
 
 // apply runs op on the model and returns what the mount must answer.
 func (m *modelState) apply(op *modelOp) modelRes {
-	fdNode := func() *modelNode {
-		if id, ok := m.fds[op.Fd]; ok {
-			return m.nodes[id]
+	fdNode := func() *fsmodel.Node { return m.fds[op.Fd] }
+	// file is the file op works on: its descriptor's, or op.P opened.
+	file := func(byFd bool) (*fsmodel.Node, modelRes, bool) {
+		if byFd {
+			if n := fdNode(); n != nil {
+				return n, modelRes{}, true
+			}
+			return nil, modelRes{skip: true}, false
 		}
-		return nil
+		n, e := m.OpenFile(op.P)
+		if e != 0 {
+			return nil, modelRes{err: e}, false
+		}
+		return n, modelRes{}, true
 	}
 	switch op.Kind {
 	case "create":
@@ -538,388 +245,127 @@ func (m *modelState) apply(op *modelOp) modelRes {
 				return modelRes{skip: true}
 			}
 		}
-		d, name, n, e := m.resolve(op.P)
-		if e != 0 {
-			return modelRes{err: e}
+		f, e := m.Create(op.P, op.Mode)
+		if e == 0 && op.Flags != 0 {
+			m.fds[op.Fd] = f
 		}
-		if n != nil {
-			return modelRes{err: unix.EEXIST}
-		}
-		f := m.newNode('f', op.Mode&^m.umask&0o7777)
-		f.nlink = 1
-		d.ents[name] = f.id
-		m.dirChanged(d)
-		if op.Flags != 0 {
-			m.fds[op.Fd] = f.id
-			f.opens++
-		}
-		return modelRes{}
+		return modelRes{err: e}
 	case "open":
 		if _, used := m.fds[op.Fd]; used {
 			return modelRes{skip: true}
 		}
-		n, e := m.openFile(op.P)
+		n, e := m.OpenFile(op.P)
 		if e != 0 {
 			return modelRes{err: e}
 		}
 		if op.Flags != 0 {
-			n.truncate(0)
+			n.Truncate(0)
 		}
-		m.fds[op.Fd] = n.id
-		n.opens++
+		m.fds[op.Fd] = n
 		return modelRes{}
 	case "close":
-		n := fdNode()
-		if n == nil {
+		if fdNode() == nil {
 			return modelRes{skip: true}
 		}
 		delete(m.fds, op.Fd)
-		n.opens--
-		m.drop(n)
 		return modelRes{}
 	case "write", "fwrite", "append":
-		var n *modelNode
-		if op.Kind == "fwrite" {
-			if n = fdNode(); n == nil {
-				return modelRes{skip: true}
-			}
-		} else {
-			var e unix.Errno
-			if n, e = m.openFile(op.P); e != 0 {
-				return modelRes{err: e}
-			}
+		n, res, ok := file(op.Kind == "fwrite")
+		if !ok {
+			return res
 		}
 		off := op.Off
 		if op.Kind == "append" {
-			off = n.size
+			off = n.Size
 		}
-		n.writeAt(off, modelBytes(op.Seed, int(op.Len)))
+		n.WriteAt(modelBytes(op.Seed, int(op.Len)), off)
 		return modelRes{n: op.Len}
 	case "read", "fread":
-		var n *modelNode
-		if op.Kind == "fread" {
-			if n = fdNode(); n == nil {
-				return modelRes{skip: true}
-			}
-		} else {
-			var e unix.Errno
-			if n, e = m.openFile(op.P); e != 0 {
-				return modelRes{err: e}
-			}
+		n, res, ok := file(op.Kind == "fread")
+		if !ok {
+			return res
 		}
-		ln := max(0, min(op.Len, n.size-op.Off))
-		return modelRes{data: n.readAt(op.Off, ln)}
+		return modelRes{data: n.Read(op.Off, op.Len)}
 	case "truncate":
-		if op.Len < 0 {
-			return modelRes{err: unix.EINVAL}
-		}
-		_, _, n, e := m.resolve(op.P)
-		switch {
-		case e != 0:
-			return modelRes{err: e}
-		case n == nil || n.typ == 'l':
-			return modelRes{err: unix.ENOENT}
-		case n.typ == 'd':
-			return modelRes{err: unix.EISDIR}
-		}
-		n.truncate(op.Len)
-		return modelRes{}
+		return modelRes{err: m.Truncate(op.P, op.Len)}
 	case "ftruncate":
 		n := fdNode()
 		if n == nil {
 			return modelRes{skip: true}
 		}
-		if op.Len < 0 {
-			return modelRes{err: unix.EINVAL}
-		}
-		n.truncate(op.Len)
-		return modelRes{}
+		return modelRes{err: n.Truncate(op.Len)}
 	case "fallocate", "ffallocate":
-		var n *modelNode
-		if op.Kind == "ffallocate" {
-			if n = fdNode(); n == nil {
-				return modelRes{skip: true}
-			}
-		} else {
-			var e unix.Errno
-			if n, e = m.openFile(op.P); e != 0 {
-				return modelRes{err: e}
-			}
+		n, res, ok := file(op.Kind == "ffallocate")
+		if !ok {
+			return res
 		}
-		return modelRes{err: n.fallocate(op.Mode, op.Off, op.Len)}
+		return modelRes{err: n.Fallocate(op.Mode, op.Off, op.Len)}
 	case "copy":
 		// The source is opened O_RDONLY, which a directory allows;
 		// copy_file_range then says EISDIR.
-		src, e := m.openFile(op.P)
+		src, e := m.OpenFile(op.P)
 		if e != 0 && e != unix.EISDIR {
 			return modelRes{err: e}
 		}
-		dst, e2 := m.openFile(op.Q)
+		dst, e2 := m.OpenFile(op.Q)
 		if e2 != 0 {
 			return modelRes{err: e2}
 		}
 		if e != 0 {
 			return modelRes{err: e}
 		}
-		cnt := max(0, min(op.Len, src.size-op.Off))
-		if !modelStrict && !src.allData(op.Off, op.Off+cnt) {
+		cnt := max(0, min(op.Len, src.Size-op.Off))
+		if !modelStrict && !src.AllData(op.Off, op.Off+cnt) {
 			return modelRes{skip: true}
 		}
 		if src == dst && op.Off2+cnt > op.Off && op.Off2 < op.Off+cnt {
 			return modelRes{err: unix.EINVAL}
 		}
 		if cnt > 0 {
-			dst.writeAt(op.Off2, src.readAt(op.Off, cnt))
+			dst.WriteAt(src.ReadAt(op.Off, cnt), op.Off2)
 		}
 		return modelRes{n: cnt}
 	case "mmap":
-		_, _, n, e := m.resolve(op.P)
-		if e != 0 || n == nil || n.typ != 'f' || op.Len <= 0 || op.Off < 0 || op.Off+op.Len > n.size {
+		n := m.Lookup(op.P)
+		if n == nil || n.Type != fsmodel.File || op.Len <= 0 || op.Off < 0 || op.Off+op.Len > n.Size {
 			return modelRes{skip: true}
 		}
-		n.writeAt(op.Off, modelBytes(op.Seed, int(op.Len)))
+		n.WriteAt(modelBytes(op.Seed, int(op.Len)), op.Off)
 		return modelRes{}
 	case "rename":
-		return m.rename(op)
+		return modelRes{err: m.Rename(op.P, op.Q, op.Flags)}
 	case "link":
-		_, _, old, e := m.resolve(op.P)
-		if e != 0 {
-			return modelRes{err: e}
-		}
-		if old == nil {
-			return modelRes{err: unix.ENOENT}
-		}
-		d, name, n, e := m.resolve(op.Q)
-		if e != 0 {
-			return modelRes{err: e}
-		}
-		if n != nil {
-			return modelRes{err: unix.EEXIST}
-		}
-		if old.typ == 'd' {
-			return modelRes{err: unix.EPERM}
-		}
-		d.ents[name] = old.id
-		old.nlink++
-		m.dirChanged(d)
-		return modelRes{}
+		return modelRes{err: m.Link(op.P, op.Q)}
 	case "unlink":
-		d, name, n, e := m.resolve(op.P)
-		switch {
-		case e != 0:
-			return modelRes{err: e}
-		case n == nil:
-			return modelRes{err: unix.ENOENT}
-		case n.typ == 'd':
-			return modelRes{err: unix.EISDIR}
-		}
-		delete(d.ents, name)
-		m.dirChanged(d)
-		n.nlink--
-		m.drop(n)
-		return modelRes{}
+		return modelRes{err: m.Unlink(op.P)}
 	case "mkdir":
-		d, name, n, e := m.resolve(op.P)
-		if e != 0 {
-			return modelRes{err: e}
-		}
-		if n != nil {
-			return modelRes{err: unix.EEXIST}
-		}
-		nd := m.newNode('d', op.Mode&^m.umask&0o777)
-		nd.parent = d.id
-		d.ents[name] = nd.id
-		m.dirChanged(d)
-		return modelRes{}
+		_, e := m.Mkdir(op.P, op.Mode&0o777)
+		return modelRes{err: e}
 	case "rmdir":
-		d, name, n, e := m.resolve(op.P)
-		switch {
-		case e != 0:
-			return modelRes{err: e}
-		case n == nil:
-			return modelRes{err: unix.ENOENT}
-		case n.typ != 'd':
-			return modelRes{err: unix.ENOTDIR}
-		case len(n.ents) > 0:
-			return modelRes{err: unix.ENOTEMPTY}
-		}
-		delete(d.ents, name)
-		delete(m.nodes, n.id)
-		m.dirChanged(d)
-		return modelRes{}
+		return modelRes{err: m.Rmdir(op.P)}
 	case "symlink":
-		d, name, n, e := m.resolve(op.P)
+		_, e := m.Symlink(op.Val, op.P)
+		return modelRes{err: e}
+	case "setxattr":
+		return modelRes{err: m.Setxattr(op.P, op.Name, []byte(op.Val), op.Flags)}
+	case "removexattr":
+		return modelRes{err: m.Removexattr(op.P, op.Name)}
+	case "getxattr":
+		v, e := m.Getxattr(op.P, op.Name)
 		if e != 0 {
 			return modelRes{err: e}
 		}
-		if n != nil {
-			return modelRes{err: unix.EEXIST}
-		}
-		l := m.newNode('l', 0o777)
-		l.nlink = 1
-		l.target = op.Val
-		l.size = int64(len(op.Val))
-		d.ents[name] = l.id
-		m.dirChanged(d)
-		return modelRes{}
-	case "setxattr", "removexattr", "getxattr":
-		_, _, n, e := m.resolve(op.P)
-		if e != 0 {
-			return modelRes{err: e}
-		}
-		if n == nil {
-			return modelRes{err: unix.ENOENT}
-		}
-		v, has := n.xattr[op.Name]
-		if n.typ == 'l' { // user.* is for regular files and directories only
-			if op.Kind == "getxattr" {
-				return modelRes{err: unix.ENODATA}
-			}
-			return modelRes{err: unix.EPERM}
-		}
-		switch op.Kind {
-		case "getxattr":
-			if !has {
-				return modelRes{err: unix.ENODATA}
-			}
-			return modelRes{data: []byte(v)}
-		case "removexattr":
-			if !has {
-				return modelRes{err: unix.ENODATA}
-			}
-			delete(n.xattr, op.Name)
-		default:
-			if op.Flags == unix.XATTR_CREATE && has {
-				return modelRes{err: unix.EEXIST}
-			}
-			if op.Flags == unix.XATTR_REPLACE && !has {
-				return modelRes{err: unix.ENODATA}
-			}
-			n.xattr[op.Name] = op.Val
-		}
-		return modelRes{}
+		return modelRes{data: v}
 	case "chmod":
-		_, _, n, e := m.resolve(op.P)
-		switch {
-		case e != 0:
-			return modelRes{err: e}
-		case n == nil || n.typ == 'l':
-			return modelRes{err: unix.ENOENT}
-		}
-		n.perm = op.Mode & 0o777
-		return modelRes{}
+		return modelRes{err: m.Chmod(op.P, op.Mode&0o777)}
 	case "utimes":
-		_, _, n, e := m.resolve(op.P)
-		switch {
-		case e != 0:
-			return modelRes{err: e}
-		case n == nil:
-			return modelRes{err: unix.ENOENT}
-		}
-		n.mtime = &unix.Timespec{Sec: op.Sec, Nsec: op.Nsec}
-		return modelRes{}
+		return modelRes{err: m.SetMtime(op.P, unix.Timespec{Sec: op.Sec, Nsec: op.Nsec})}
 	}
 	panic("unknown model op " + op.Kind)
 }
 
-// rename follows do_renameat2 and vfs_rename (and shmem_rename2).
-func (m *modelState) rename(op *modelOp) modelRes {
-	od, oname, old, e := m.resolve(op.P)
-	if e != 0 {
-		return modelRes{err: e}
-	}
-	nd, nname, nw, e := m.resolve(op.Q)
-	if e != 0 {
-		return modelRes{err: e}
-	}
-	exch := op.Flags&unix.RENAME_EXCHANGE != 0
-	switch {
-	case old == nil:
-		return modelRes{err: unix.ENOENT}
-	case op.Flags&unix.RENAME_NOREPLACE != 0 && nw != nil:
-		return modelRes{err: unix.EEXIST}
-	case exch && nw == nil:
-		return modelRes{err: unix.ENOENT}
-	}
-	if od != nd {
-		if old.typ == 'd' && m.isAncestor(old, nd) {
-			return modelRes{err: unix.EINVAL}
-		}
-		if nw != nil && nw.typ == 'd' && m.isAncestor(nw, od) {
-			if exch {
-				return modelRes{err: unix.EINVAL}
-			}
-			return modelRes{err: unix.ENOTEMPTY}
-		}
-	}
-	if nw == old {
-		return modelRes{}
-	}
-	if exch {
-		od.ents[oname], nd.ents[nname] = nw.id, old.id
-		if old.typ == 'd' {
-			old.parent = nd.id
-		}
-		if nw.typ == 'd' {
-			nw.parent = od.id
-		}
-		m.dirChanged(od)
-		m.dirChanged(nd)
-		return modelRes{}
-	}
-	if nw != nil {
-		switch {
-		case old.typ == 'd' && nw.typ != 'd':
-			return modelRes{err: unix.ENOTDIR}
-		case old.typ != 'd' && nw.typ == 'd':
-			return modelRes{err: unix.EISDIR}
-		case nw.typ == 'd' && len(nw.ents) > 0:
-			return modelRes{err: unix.ENOTEMPTY}
-		}
-		if nw.typ == 'd' {
-			delete(m.nodes, nw.id)
-		} else {
-			nw.nlink--
-			m.drop(nw)
-		}
-	}
-	delete(od.ents, oname)
-	nd.ents[nname] = old.id
-	if old.typ == 'd' {
-		old.parent = nd.id
-	}
-	m.dirChanged(od)
-	m.dirChanged(nd)
-	return modelRes{}
-}
-
-// modelPathInfo is one name of the tree.
-type modelPathInfo struct {
-	rel string
-	n   *modelNode
-}
-
 // paths lists every name below the root, parents before children.
-func (m *modelState) paths() []modelPathInfo {
-	var out []modelPathInfo
-	var walk func(d *modelNode, pre string)
-	walk = func(d *modelNode, pre string) {
-		names := make([]string, 0, len(d.ents))
-		for name := range d.ents {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			n := m.nodes[d.ents[name]]
-			out = append(out, modelPathInfo{pre + name, n})
-			if n.typ == 'd' {
-				walk(n, pre+name+"/")
-			}
-		}
-	}
-	walk(m.nodes[m.root], "")
-	return out
-}
+func (m *modelState) paths() []fsmodel.Entry { return m.Entries()[1:] }
 
 // ---------------------------------------------------------------- generator
 
@@ -938,14 +384,14 @@ func (g *modelGen) chance(p float64) bool { return g.r.Float64() < p }
 
 // newPath: a name in a random directory (it may exist), sometimes under a
 // file (ENOTDIR) or a missing directory (ENOENT).
-func (g *modelGen) newPath(ps []modelPathInfo) string {
+func (g *modelGen) newPath(ps []fsmodel.Entry) string {
 	dirs := []string{""}
 	var others []string
 	for _, p := range ps {
-		if p.n.typ == 'd' {
-			dirs = append(dirs, p.rel+"/")
+		if p.Node.Type == fsmodel.Dir {
+			dirs = append(dirs, p.Path+"/")
 		} else {
-			others = append(others, p.rel+"/")
+			others = append(others, p.Path+"/")
 		}
 	}
 	name := modelNames[g.pick(len(modelNames))]
@@ -960,16 +406,16 @@ func (g *modelGen) newPath(ps []modelPathInfo) string {
 
 // existing: a path of the wanted type (any type if typ is 0), sometimes
 // any path at all.
-func (g *modelGen) existing(ps []modelPathInfo, typ byte) string {
+func (g *modelGen) existing(ps []fsmodel.Entry, typ fsmodel.Type) string {
 	var c []string
 	for _, p := range ps {
-		if typ == 0 || p.n.typ == typ {
-			c = append(c, p.rel)
+		if typ == 0 || p.Node.Type == typ {
+			c = append(c, p.Path)
 		}
 	}
 	if len(c) == 0 || g.chance(0.08) {
 		if len(ps) > 0 && g.chance(0.5) {
-			return ps[g.pick(len(ps))].rel
+			return ps[g.pick(len(ps))].Path
 		}
 		return g.newPath(ps)
 	}
@@ -1017,8 +463,8 @@ func (g *modelGen) length() int64 {
 }
 
 func (g *modelGen) sizeOf(p string) int64 {
-	if _, _, n, e := g.m.resolve(p); e == 0 && n != nil {
-		return n.size
+	if n := g.m.Lookup(p); n != nil {
+		return n.Size
 	}
 	return 0
 }
@@ -1079,10 +525,22 @@ func (g *modelGen) next() modelOp {
 		return ok
 	}
 	fdSize := func() int64 {
-		if id, ok := g.m.fds[op.Fd]; ok {
-			return g.m.nodes[id].size
+		if n := g.m.fds[op.Fd]; n != nil {
+			return n.Size
 		}
 		return 0
+	}
+	// fileSize picks op's file, by path or (byPath false) by a slot in
+	// use, and returns its size; false: no slot is in use.
+	fileSize := func(byPath bool) (int64, bool) {
+		if byPath {
+			op.P = g.existing(ps, fsmodel.File)
+			return g.sizeOf(op.P), true
+		}
+		if !slot() {
+			return 0, false
+		}
+		return fdSize(), true
 	}
 	switch kind {
 	case "create":
@@ -1096,7 +554,7 @@ func (g *modelGen) next() modelOp {
 		if !ok {
 			return g.next()
 		}
-		op.Fd, op.P = s, g.existing(ps, 'f')
+		op.Fd, op.P = s, g.existing(ps, fsmodel.File)
 		if g.chance(0.15) {
 			op.Flags = 1
 		}
@@ -1104,32 +562,16 @@ func (g *modelGen) next() modelOp {
 		if !slot() {
 			return g.next()
 		}
-	case "write", "append":
-		op.P = g.existing(ps, 'f')
-		op.Off, op.Len = g.offset(g.sizeOf(op.P)), g.length()
-	case "fwrite":
-		if !slot() {
+	case "write", "append", "fwrite", "read", "fread":
+		sz, ok := fileSize(kind != "fwrite" && kind != "fread")
+		if !ok {
 			return g.next()
 		}
-		op.Off, op.Len = g.offset(fdSize()), g.length()
-	case "read":
-		op.P = g.existing(ps, 'f')
-		op.Off, op.Len = g.offset(g.sizeOf(op.P)), g.length()
-	case "fread":
-		if !slot() {
-			return g.next()
-		}
-		op.Off, op.Len = g.offset(fdSize()), g.length()
+		op.Off, op.Len = g.offset(sz), g.length()
 	case "truncate", "ftruncate":
-		var sz int64
-		if kind == "truncate" {
-			op.P = g.existing(ps, 'f')
-			sz = g.sizeOf(op.P)
-		} else {
-			if !slot() {
-				return g.next()
-			}
-			sz = fdSize()
+		sz, ok := fileSize(kind == "truncate")
+		if !ok {
+			return g.next()
 		}
 		switch g.pick(8) {
 		case 0:
@@ -1152,15 +594,9 @@ func (g *modelGen) next() modelOp {
 			op.Len = sz
 		}
 	case "fallocate", "ffallocate":
-		var sz int64
-		if kind == "fallocate" {
-			op.P = g.existing(ps, 'f')
-			sz = g.sizeOf(op.P)
-		} else {
-			if !slot() {
-				return g.next()
-			}
-			sz = fdSize()
+		sz, ok := fileSize(kind == "fallocate")
+		if !ok {
+			return g.next()
 		}
 		op.Mode = []uint32{0, unix.FALLOC_FL_KEEP_SIZE, unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE}[g.pick(3)]
 		op.Off, op.Len = g.offset(sz), g.length()
@@ -1171,7 +607,7 @@ func (g *modelGen) next() modelOp {
 			op.Len = 0
 		}
 	case "copy":
-		op.P, op.Q = g.existing(ps, 'f'), g.existing(ps, 'f')
+		op.P, op.Q = g.existing(ps, fsmodel.File), g.existing(ps, fsmodel.File)
 		if g.chance(0.2) {
 			op.Q = op.P
 		}
@@ -1181,9 +617,9 @@ func (g *modelGen) next() modelOp {
 			op.Off = g.offset(sz)
 		}
 		op.Len = g.length()
-		if _, _, sn, e := g.m.resolve(op.P); !modelStrict && e == 0 && sn != nil && sn.typ == 'f' && g.chance(0.9) {
+		if sn := g.m.Lookup(op.P); !modelStrict && sn != nil && sn.Type == fsmodel.File && g.chance(0.9) {
 			// Mostly from data: copies reading holes are skipped.
-			if ext := sn.dataExtents(); len(ext) > 0 {
+			if ext := sn.DataExtents(); len(ext) > 0 {
 				x := ext[g.pick(len(ext))]
 				op.Off = x[0] + g.r.Int63n(x[1]-x[0])
 				op.Len = 1 + g.r.Int63n(x[1]-op.Off)
@@ -1196,7 +632,7 @@ func (g *modelGen) next() modelOp {
 			op.Off2 = op.Off + op.Len + g.r.Int63n(3*modelPageSize)
 		}
 	case "mmap":
-		op.P = g.existing(ps, 'f')
+		op.P = g.existing(ps, fsmodel.File)
 		sz := g.sizeOf(op.P)
 		if sz == 0 {
 			return g.next()
@@ -1214,7 +650,7 @@ func (g *modelGen) next() modelOp {
 	case "link":
 		op.P, op.Q = g.existing(ps, 0), g.newPath(ps)
 		if g.chance(0.7) {
-			op.P = g.existing(ps, 'f')
+			op.P = g.existing(ps, fsmodel.File)
 		}
 	case "unlink":
 		op.P = g.existing(ps, 0)
@@ -1222,7 +658,7 @@ func (g *modelGen) next() modelOp {
 		op.P = g.newPath(ps)
 		op.Mode = 0o700 | uint32(g.pick(0o100))
 	case "rmdir":
-		op.P = g.existing(ps, 'd')
+		op.P = g.existing(ps, fsmodel.Dir)
 	case "symlink":
 		op.P = g.newPath(ps)
 		op.Val = fmt.Sprintf("/nonexistent-mmapfs-model/%x", g.r.Uint32()>>uint(g.pick(32)))
@@ -1231,20 +667,20 @@ func (g *modelGen) next() modelOp {
 		op.Name = modelXattrNames[g.pick(len(modelXattrNames))]
 		if kind != "setxattr" && g.chance(0.7) {
 			// Mostly names that exist.
-			var have []modelPathInfo
+			var have []fsmodel.Entry
 			for _, p := range ps {
-				if len(p.n.xattr) > 0 {
+				if len(p.Node.Xattrs) > 0 {
 					have = append(have, p)
 				}
 			}
 			if len(have) > 0 {
 				p := have[g.pick(len(have))]
-				names := make([]string, 0, len(p.n.xattr))
-				for nm := range p.n.xattr {
+				names := make([]string, 0, len(p.Node.Xattrs))
+				for nm := range p.Node.Xattrs {
 					names = append(names, nm)
 				}
 				sort.Strings(names)
-				op.P, op.Name = p.rel, names[g.pick(len(names))]
+				op.P, op.Name = p.Path, names[g.pick(len(names))]
 			}
 		}
 		if kind == "setxattr" {
@@ -1258,7 +694,7 @@ func (g *modelGen) next() modelOp {
 	case "chmod":
 		op.P = g.existing(ps, 0)
 		op.Mode = uint32(g.pick(0o1000))
-		if _, _, n, e := g.m.resolve(op.P); e == 0 && n != nil && n.typ == 'd' {
+		if n := g.m.Lookup(op.P); n != nil && n.Type == fsmodel.Dir {
 			op.Mode |= 0o700
 		}
 	case "utimes":
@@ -1547,7 +983,7 @@ func (w *modelWorker) step(op modelOp, check bool) *modelFail {
 		return fail("count", "mount: %d bytes, model (tmpfs): %d", got.n, want.n)
 	}
 	if want.data != nil && !bytes.Equal(got.data, want.data) {
-		return fail("data", "%s", modelDiff(got.data, want.data, op.Off))
+		return fail("data", "%s", fsmodel.DataDiff(want.data, got.data, op.Off))
 	}
 	if check {
 		if f := w.check(); f != nil {
@@ -1599,307 +1035,40 @@ func modelStatsString() string {
 	return b.String()
 }
 
-// modelDiff describes where got and want differ.
-func modelDiff(got, want []byte, base int64) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("mount returned %d bytes, model %d", len(got), len(want))
+// modelCheckOptions are what the model tester compares: everything tmpfs
+// and the model agree on, user.* attributes only, large files in samples.
+func (w *modelWorker) checkOptions() *fsmodel.Options {
+	return &fsmodel.Options{
+		Perm: true, Holes: true, XattrPrefix: "user.",
+		SampleAbove: modelFullRead, Rand: w.rng, Limit: 1,
 	}
-	for i := range got {
-		if got[i] != want[i] {
-			j := i
-			for j < len(got) && got[j] != want[j] {
-				j++
-			}
-			return fmt.Sprintf("bytes differ from offset %d (first %d bytes of the run): mount %x..., model %x...",
-				base+int64(i), j-i, got[i:min(j, i+8)], want[i:min(j, i+8)])
-		}
-	}
-	return "equal"
 }
 
 // check compares the whole tree below w.dir, and every file open but
 // unlinked, with the model.
 func (w *modelWorker) check() *modelFail {
 	w.checks++
-	m := w.m
-	inoOf := map[int]uint64{}
-	nodeOf := map[uint64]int{}
-	fail := func(class, format string, args ...any) *modelFail {
-		return &modelFail{class: class, msg: fmt.Sprintf(format, args...)}
-	}
-	sameIno := func(n *modelNode, ino uint64, where string) *modelFail {
-		if prev, ok := inoOf[n.id]; ok && prev != ino {
-			return fail("ino", "%s: st_ino %d, but another name of the same inode has %d", where, ino, prev)
-		}
-		if prev, ok := nodeOf[ino]; ok && prev != n.id {
-			return fail("ino", "%s: st_ino %d is shared with a name of a different inode", where, ino)
-		}
-		inoOf[n.id], nodeOf[ino] = ino, n.id
-		return nil
-	}
-	var walk func(d *modelNode, rel string) *modelFail
-	walk = func(d *modelNode, rel string) *modelFail {
-		ents, err := os.ReadDir(w.abs(rel))
-		if err != nil {
-			return fail("names", "readdir %q: %v", rel, err)
-		}
-		var got, want []string
-		for _, e := range ents {
-			got = append(got, e.Name())
-		}
-		for name := range d.ents {
-			want = append(want, name)
-		}
-		sort.Strings(want)
-		if strings.Join(got, "/") != strings.Join(want, "/") {
-			return fail("names", "directory %q: mount has %q, model %q", "/"+rel, got, want)
-		}
-		for _, e := range ents {
-			n := m.nodes[d.ents[e.Name()]]
-			p := filepath.Join(rel, e.Name())
-			wantType := map[byte]os.FileMode{'f': 0, 'd': os.ModeDir, 'l': os.ModeSymlink}[n.typ]
-			if e.Type() != wantType {
-				return fail("type", "%q: readdir type %v, want %v", p, e.Type(), wantType)
-			}
-			var st unix.Stat_t
-			if err := unix.Lstat(w.abs(p), &st); err != nil {
-				return fail("stat", "lstat %q: %v", p, err)
-			}
-			if f := sameIno(n, st.Ino, p); f != nil {
-				return f
-			}
-			if f := w.checkNode(n, p, -1, &st); f != nil {
-				return f
-			}
-			if n.typ == 'd' {
-				if f := walk(n, p); f != nil {
-					return f
-				}
-			}
-		}
-		return nil
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(w.dir, &st); err != nil {
-		return fail("stat", "lstat root: %v", err)
-	}
-	root := m.nodes[m.root]
-	if f := w.checkNode(root, ".", -1, &st); f != nil {
-		return f
-	}
-	if f := walk(root, ""); f != nil {
-		return f
-	}
+	o := w.checkOptions()
+	d := fsmodel.Compare(w.dir, w.m.FS, o)
 	// Files open but unlinked: through their descriptor.
-	seen := map[int]bool{}
-	slots := make([]int, 0, len(m.fds))
-	for s := range m.fds {
+	seen := map[*fsmodel.Node]bool{}
+	slots := make([]int, 0, len(w.m.fds))
+	for s := range w.m.fds {
 		slots = append(slots, s)
 	}
 	sort.Ints(slots)
 	for _, s := range slots {
-		n := m.nodes[m.fds[s]]
-		if n.nlink > 0 || seen[n.id] {
+		n := w.m.fds[s]
+		if len(d) > 0 || n.Nlink > 0 || seen[n] {
 			continue
 		}
-		seen[n.id] = true
-		var st unix.Stat_t
-		if err := unix.Fstat(w.fds[s], &st); err != nil {
-			return fail("stat", "fstat fd%d: %v", s, err)
-		}
-		if f := w.checkNode(n, fmt.Sprintf("<unlinked, fd%d>", s), w.fds[s], &st); f != nil {
-			return f
-		}
+		seen[n] = true
+		d = fsmodel.CompareFD(w.fds[s], fmt.Sprintf("<unlinked, fd%d>", s), n, o)
 	}
-	return nil
-}
-
-// checkNode compares one inode (at rel, or through fd when fd >= 0).
-func (w *modelWorker) checkNode(n *modelNode, rel string, fd int, st *unix.Stat_t) *modelFail {
-	m := w.m
-	fail := func(class, format string, args ...any) *modelFail {
-		return &modelFail{class: class, msg: fmt.Sprintf("%q: ", rel) + fmt.Sprintf(format, args...)}
+	if len(d) == 0 {
+		return nil
 	}
-	typ := map[byte]uint32{'f': unix.S_IFREG, 'd': unix.S_IFDIR, 'l': unix.S_IFLNK}[n.typ]
-	if st.Mode&unix.S_IFMT != typ {
-		return fail("type", "mode %#o, want type %#o", st.Mode, typ)
-	}
-	if n.typ != 'l' && st.Mode&0o7777 != n.perm {
-		return fail("mode", "permissions %#o, model %#o", st.Mode&0o7777, n.perm)
-	}
-	nlink := n.nlink
-	if n.typ == 'd' {
-		nlink = 2 + m.subdirs(n)
-	}
-	if int(st.Nlink) != nlink {
-		return fail("nlink", "st_nlink %d, model %d", st.Nlink, nlink)
-	}
-	if n.mtime != nil && st.Mtim != *n.mtime {
-		return fail("mtime", "mtime %d.%09d, model (set by utimensat) %d.%09d", st.Mtim.Sec, st.Mtim.Nsec, n.mtime.Sec, n.mtime.Nsec)
-	}
-	if n.typ != 'd' && st.Size != n.size {
-		return fail("size", "st_size %d, model %d", st.Size, n.size)
-	}
-	// Extended attributes (user.* only; symlinks have none).
-	var list []byte
-	for {
-		var sz int
-		var err error
-		if fd >= 0 {
-			sz, err = unix.Flistxattr(fd, nil)
-		} else {
-			sz, err = unix.Llistxattr(w.abs(rel), nil)
-		}
-		if err != nil {
-			return fail("xattr", "listxattr: %v", err)
-		}
-		list = make([]byte, sz)
-		if fd >= 0 {
-			sz, err = unix.Flistxattr(fd, list)
-		} else {
-			sz, err = unix.Llistxattr(w.abs(rel), list)
-		}
-		if err == unix.ERANGE {
-			continue
-		}
-		if err != nil {
-			return fail("xattr", "listxattr: %v", err)
-		}
-		list = list[:sz]
-		break
-	}
-	var gotNames, wantNames []string
-	for _, nm := range strings.Split(string(list), "\x00") {
-		if strings.HasPrefix(nm, "user.") {
-			gotNames = append(gotNames, nm)
-		}
-	}
-	for nm := range n.xattr {
-		wantNames = append(wantNames, nm)
-	}
-	sort.Strings(gotNames)
-	sort.Strings(wantNames)
-	if strings.Join(gotNames, ",") != strings.Join(wantNames, ",") {
-		return fail("xattr", "listxattr user.*: mount %q, model %q", gotNames, wantNames)
-	}
-	for _, nm := range wantNames {
-		buf := make([]byte, 4096)
-		var sz int
-		var err error
-		if fd >= 0 {
-			sz, err = unix.Fgetxattr(fd, nm, buf)
-		} else {
-			sz, err = unix.Lgetxattr(w.abs(rel), nm, buf)
-		}
-		if err != nil {
-			return fail("xattr", "getxattr %s: %v", nm, err)
-		}
-		if string(buf[:sz]) != n.xattr[nm] {
-			return fail("xattr", "getxattr %s: mount %q, model %q", nm, buf[:sz], n.xattr[nm])
-		}
-	}
-	switch n.typ {
-	case 'l':
-		buf := make([]byte, 4096)
-		k, err := unix.Readlink(w.abs(rel), buf)
-		if err != nil || string(buf[:k]) != n.target {
-			return fail("readlink", "readlink: %q %v, model %q", buf[:max(k, 0)], err, n.target)
-		}
-	case 'f':
-		if want := int64(len(n.pages)) * 8; st.Blocks != want {
-			return fail("blocks", "st_blocks %d, model %d (%d pages allocated)", st.Blocks, want, len(n.pages))
-		}
-		if fd < 0 {
-			var err error
-			fd, err = unix.Open(w.abs(rel), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fail("open", "open for the check: %v", err)
-			}
-			defer unix.Close(fd)
-		}
-		if f := w.checkData(n, fd); f != nil {
-			f.msg = fmt.Sprintf("%q: %s", rel, f.msg)
-			return f
-		}
-	}
-	return nil
-}
-
-// checkData compares SEEK_DATA/SEEK_HOLE extents and contents of a file.
-func (w *modelWorker) checkData(n *modelNode, fd int) *modelFail {
-	fail := func(class, format string, args ...any) *modelFail {
-		return &modelFail{class: class, msg: fmt.Sprintf(format, args...)}
-	}
-	var got [][2]int64
-	for off := int64(0); off < n.size; {
-		d, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break
-		}
-		if err != nil {
-			return fail("holes", "lseek(%d, SEEK_DATA): %v", off, err)
-		}
-		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
-		if err != nil {
-			return fail("holes", "lseek(%d, SEEK_HOLE): %v", d, err)
-		}
-		if h <= d || len(got) > 100000 {
-			return fail("holes", "lseek: SEEK_DATA %d then SEEK_HOLE %d", d, h)
-		}
-		got = append(got, [2]int64{d, h})
-		off = h
-	}
-	if want := n.dataExtents(); fmt.Sprint(got) != fmt.Sprint(want) {
-		return fail("holes", "data extents (SEEK_DATA/SEEK_HOLE) %v, model %v", modelExtStr(got), modelExtStr(want))
-	}
-	// Contents: all of a small file; of a large one, every allocated page,
-	// the first and last pages and a few holes (they are holes for
-	// SEEK_DATA already).
-	var regions [][2]int64
-	if n.size <= modelFullRead {
-		regions = append(regions, [2]int64{0, n.size})
-	} else {
-		regions = append(regions, n.allocRuns()...)
-		regions = append(regions, [2]int64{0, min(n.size, modelPageSize)}, [2]int64{max(0, n.size-modelPageSize-1), n.size})
-		for i := 0; i < 3; i++ {
-			o := w.rng.Int63n(n.size)
-			regions = append(regions, [2]int64{o, min(n.size, o+modelPageSize+100)})
-		}
-	}
-	for _, r := range regions {
-		ln := r[1] - r[0]
-		buf := make([]byte, ln)
-		var got int64
-		for got < ln {
-			k, err := unix.Pread(fd, buf[got:], r[0]+got)
-			if err != nil {
-				return fail("content", "pread %d at %d: %v", ln-got, r[0]+got, err)
-			}
-			if k == 0 {
-				break
-			}
-			got += int64(k)
-		}
-		if got != ln {
-			return fail("content", "pread [%d,%d): only %d bytes (size %d)", r[0], r[1], got, n.size)
-		}
-		if want := n.readAt(r[0], ln); !bytes.Equal(buf, want) {
-			return fail("content", "%s", modelDiff(buf, want, r[0]))
-		}
-	}
-	var one [1]byte
-	if k, err := unix.Pread(fd, one[:], n.size); k != 0 || err != nil {
-		return fail("content", "pread at EOF %d: %d bytes, %v", n.size, k, err)
-	}
-	return nil
-}
-
-func modelExtStr(e [][2]int64) string {
-	var s []string
-	for _, x := range e {
-		s = append(s, fmt.Sprintf("[%d,%d)", x[0], x[1]))
-	}
-	return "{" + strings.Join(s, " ") + "}"
+	return &modelFail{class: d[0].Class, msg: d[0].String()}
 }
 
 // ---------------------------------------------------------------- mounts
@@ -2309,8 +1478,7 @@ func (g *modelGen) sharedOp(i int, start map[string]int64, own *modelSharedOwn) 
 			if b <= a || own.any(own.falloc, file, a, b) {
 				return g.sharedOp(i, start, own)
 			}
-			_, _, nd, _ := own.roundMod.resolve(file)
-			if nd.anyFalloc(a, b) {
+			if own.roundMod.Lookup(file).AnyFalloc(a, b) {
 				return g.sharedOp(i, start, own)
 			}
 			op.Off, op.Len = a, b-a
@@ -2346,8 +1514,7 @@ func (g *modelGen) sharedOp(i int, start map[string]int64, own *modelSharedOwn) 
 		if !modelStrict {
 			// From data only (see modelStrict): all data when the
 			// round began and not punched since.
-			_, _, nd, _ := own.roundMod.resolve(file)
-			if !nd.allData(a, a+op.Len) || own.any(own.punched, file, a, a+op.Len) {
+			if !own.roundMod.Lookup(file).AllData(a, a+op.Len) || own.any(own.punched, file, a, a+op.Len) {
 				return g.sharedOp(i, start, own)
 			}
 		}
@@ -2391,8 +1558,7 @@ func modelRunShared(t *testing.T, seed int64, n, rounds, perRound int) int {
 		for r := 0; r < rounds; r++ {
 			start := map[string]int64{}
 			for k := 0; k < modelSharedFiles; k++ {
-				_, _, nd, _ := w.m.resolve(fmt.Sprintf("s%d", k))
-				start[fmt.Sprintf("s%d", k)] = nd.size
+				start[fmt.Sprintf("s%d", k)] = w.m.Lookup(fmt.Sprintf("s%d", k)).Size
 			}
 			ops := make([][]modelOp, n)
 			for i := 0; i < n; i++ {
@@ -2445,7 +1611,7 @@ func modelRunShared(t *testing.T, seed int64, n, rounds, perRound int) int {
 						return fail("errno", "mount: %s, model (tmpfs): %s", g, want)
 					}
 					if want.data != nil && !bytes.Equal(g.data, want.data) {
-						return fail("data", "%s", modelDiff(g.data, want.data, op.Off))
+						return fail("data", "%s", fsmodel.DataDiff(want.data, g.data, op.Off))
 					}
 				}
 			}
