@@ -221,3 +221,24 @@ func TestCompareFD(t *testing.T) {
 		t.Errorf("more than the one difference:\n%s", diffs(d))
 	}
 }
+
+// TestAmbiguousSize: a write in doubt may have landed up to a page
+// boundary between the old and the new size, and nowhere else.
+func TestAmbiguousSize(t *testing.T) {
+	for _, c := range []struct {
+		size, old, new int
+		ok             bool
+	}{
+		{5348, 5348, 215006, true},
+		{215006, 5348, 215006, true},
+		{212992, 5348, 215006, true},
+		{212993, 5348, 215006, false},
+		{4096, 5348, 215006, false},
+		{219136, 5348, 215006, false},
+		{8192, 10000, 5000, false}, // a truncate is one request
+	} {
+		if got := ambiguousSize(c.size, c.old, c.new); got != c.ok {
+			t.Errorf("ambiguousSize(%d, %d, %d) = %v, want %v", c.size, c.old, c.new, got, c.ok)
+		}
+	}
+}
