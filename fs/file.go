@@ -383,6 +383,10 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	})
 }
 
+// copyMax bounds the bytes one copy_file_range request copies: the kernel
+// asks again for the rest, and one request does not hold the files for long.
+const copyMax = 1 << 30
+
 // CopyFileRange implements gofs.NodeCopyFileRanger: the copy is made
 // inside the store, holes included, without the data passing through the
 // kernel.
@@ -397,9 +401,7 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	if offIn > math.MaxInt64 || offOut > math.MaxInt64 {
 		return 0, syscall.EFBIG
 	}
-	if length > 1<<30 {
-		length = 1 << 30
-	}
+	length = min(length, copyMax)
 	old := dst.blob.Size()
 	n, err := dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
 	if n > 0 {

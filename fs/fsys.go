@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
 
+	"mmapfs/journal"
 	"mmapfs/mapstore"
 	"mmapfs/store"
 )
@@ -60,7 +61,7 @@ func NewRoot(cfg Config) (*Dir, error) {
 		log = zap.NewNop()
 	}
 	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, maxInodes: cfg.MaxInodes, storeDir: cfg.Store}
-	fsys.nextIno.Store(1)
+	fsys.nextIno.Store(journal.RootIno)
 	fsys.inodes.Store(1)
 	mode := cfg.RootMode & 07777
 	if cfg.RootMode == 0 {
@@ -71,7 +72,7 @@ func NewRoot(cfg Config) (*Dir, error) {
 	if meta := cfg.Store.Meta(); meta != nil {
 		return root, fsys.loadState(cfg, meta)
 	}
-	root.initNode(fsys, 1, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
+	root.initNode(fsys, journal.RootIno, syscall.S_IFDIR|mode, &fuse.Caller{Owner: fuse.Owner{Uid: cfg.RootUID, Gid: cfg.RootGID}}, nil)
 	root.nlink = 2
 	return root, nil
 }
