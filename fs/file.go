@@ -383,8 +383,9 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	})
 }
 
-// copyMax bounds the bytes one copy_file_range request copies: the kernel
-// asks again for the rest, and one request does not hold the files for long.
+// copyMax bounds the bytes one copy_file_range request copies, so that one
+// request does not hold the files for long; the caller gets a short count
+// and asks again for the rest, as copy_file_range(2) allows.
 const copyMax = 1 << 30
 
 // CopyFileRange implements gofs.NodeCopyFileRanger: the copy is made
