@@ -255,23 +255,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.isDir() {
 		return syscall.EISDIR
 	}
-	now := time.Now()
-	c := d.fsys.begin(&d.node, n)
-	da := d.attrsLocked()
-	entriesChanged(&da, -1, false, now)
-	c.entry(d, name, nil)
-	c.inode(&d.node, &da)
-	drop := n.dropLinkLocked(&c, now)
-	if errno := c.commit(); errno != 0 {
-		c.end()
-		return errno
-	}
-	d.setAttrsLocked(&da)
-	d.nent--
-	drop.apply()
-	c.end()
-	drop.done(d.fsys)
-	return 0
+	return d.remove(name, n)
 }
 
 // Rmdir implements gofs.NodeRmdirer.
@@ -287,17 +271,23 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if !ok {
 		return syscall.ENOTDIR
 	}
+	return d.remove(name, &sub.node)
+}
+
+// remove removes name, which names n, from d: one change of d's entry and
+// times and of n's link count (or its end). A directory must be empty.
+func (d *Dir) remove(name string, n *node) syscall.Errno {
 	now := time.Now()
-	c := d.fsys.begin(&d.node, &sub.node)
-	if sub.nent > 0 {
+	c := d.fsys.begin(&d.node, n)
+	if sub, ok := n.Operations().(*Dir); ok && sub.nent > 0 {
 		c.end()
 		return syscall.ENOTEMPTY
 	}
 	da := d.attrsLocked()
-	entriesChanged(&da, -1, true, now)
+	entriesChanged(&da, -1, n.isDir(), now)
 	c.entry(d, name, nil)
 	c.inode(&d.node, &da)
-	drop := sub.dropLinkLocked(&c, now)
+	drop := n.dropLinkLocked(&c, now)
 	if errno := c.commit(); errno != 0 {
 		c.end()
 		return errno

@@ -75,20 +75,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	case flags&unix.XATTR_REPLACE != 0 && !exists:
 		return syscall.ENODATA
 	}
-	value := append([]byte(nil), data...)
-	a := n.attrsLocked()
-	a.ctime = time.Now()
-	c.xattr(n, attr, value, true)
-	c.inode(n, &a)
-	if errno := c.commit(); errno != 0 {
-		return errno
-	}
-	if n.xattr == nil {
-		n.xattr = make(map[string][]byte)
-	}
-	n.xattr[attr] = value
-	n.setAttrsLocked(&a)
-	return 0
+	return n.setXattrLocked(&c, attr, append([]byte(nil), data...), true)
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
@@ -101,14 +88,29 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if _, ok := n.xattr[attr]; !ok {
 		return syscall.ENODATA
 	}
+	return n.setXattrLocked(&c, attr, nil, false)
+}
+
+// setXattrLocked sets the xattr name of n to value, or removes it if !set,
+// and n's ctime, as the change c.
+//
+// Preconditions: n is locked by c.
+func (n *node) setXattrLocked(c *change, name string, value []byte, set bool) syscall.Errno {
 	a := n.attrsLocked()
 	a.ctime = time.Now()
-	c.xattr(n, attr, nil, false)
+	c.xattr(n, name, value, set)
 	c.inode(n, &a)
 	if errno := c.commit(); errno != 0 {
 		return errno
 	}
-	delete(n.xattr, attr)
+	switch {
+	case !set:
+		delete(n.xattr, name)
+	case n.xattr == nil:
+		n.xattr = map[string][]byte{name: value}
+	default:
+		n.xattr[name] = value
+	}
 	n.setAttrsLocked(&a)
 	return 0
 }
