@@ -12,37 +12,44 @@ import (
 	"sort"
 	"strings"
 
+	"mmapfs/internal/fsmodel"
+
 	"golang.org/x/sys/unix"
 )
 
-// check compares got with the model of f; on a mismatch it reports and
-// adopts what the file holds, so that one fault is reported once.
+// agree reports an operation (what, on rel) that succeeded on the mount
+// but that the model refused with e, a fault of the worker's bookkeeping.
+// It returns whether e is 0.
+func (w *worker) agree(what, rel string, e unix.Errno) bool {
+	if e != 0 {
+		w.fail("%s %s: done on the mount, but the model says %v", what, rel, e)
+		return false
+	}
+	return true
+}
+
+// check compares got, read at off, with the model of f; on a mismatch it
+// reports and adopts what the file holds, so that one fault is reported
+// once.
 func (w *worker) check(f *wfile, what string, off int, got []byte) {
 	if len(got) == 0 {
 		return
 	}
-	if off+len(got) > len(f.data) {
-		w.fail("%s %s: %d bytes at %d, past the end %d", what, f.rel, len(got), off, len(f.data))
+	if int64(off+len(got)) > f.n.Size {
+		w.fail("%s %s: %d bytes at %d, past the end %d", what, f.rel, len(got), off, f.n.Size)
 		w.reload(f)
 		return
 	}
-	want := f.data[off : off+len(got)]
-	if bytes.Equal(got, want) {
-		return
+	if d := fsmodel.DataDiff(f.n.Read(int64(off), int64(len(got))), got, int64(off)); d != "" {
+		w.fail("%s %s: %d bytes at %d (size %d): %s", what, f.rel, len(got), off, f.n.Size, d)
+		w.reload(f)
 	}
-	i := 0
-	for i < len(got) && got[i] == want[i] {
-		i++
-	}
-	w.fail("%s %s: %d bytes at %d differ from byte %d (got %#x want %#x, size %d)",
-		what, f.rel, len(got), off, off+i, got[i], want[i], len(f.data))
-	w.reload(f)
 }
 
 // reload adopts what the file at f's path holds as f's contents.
 func (w *worker) reload(f *wfile) {
 	if b, err := os.ReadFile(w.abs(f.rel)); err == nil {
-		f.adopt(b)
+		f.n.SetData(b)
 	}
 }
 
@@ -61,7 +68,7 @@ func (w *worker) checkXattrs(f *wfile) {
 			got = append(got, s)
 		}
 	}
-	for k := range f.xattrs {
+	for k := range f.n.Xattrs {
 		want = append(want, k)
 	}
 	sort.Strings(got)
@@ -69,7 +76,7 @@ func (w *worker) checkXattrs(f *wfile) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		w.fail("listxattr %s: %v, want %v", f.rel, got, want)
 	}
-	for k, v := range f.xattrs {
+	for k, v := range f.n.Xattrs {
 		n, err := unix.Getxattr(p, k, buf)
 		if err != nil || !bytes.Equal(buf[:n], v) {
 			w.fail("getxattr %s %s: %d bytes, %v; want %d bytes", f.rel, k, n, err, len(v))
@@ -77,22 +84,21 @@ func (w *worker) checkXattrs(f *wfile) {
 	}
 }
 
-// listDir returns the sorted names of the worker's directory dir.
-func (w *worker) listDir(dir string) []string {
-	names, err := readNames(w.abs(dir))
-	if err != nil {
-		w.fail("readdir %s: %v", dir, err)
-		return nil
-	}
-	return names
-}
-
 // checkDir checks the names of the worker's directory d<k>.
 func (w *worker) checkDir(k int) {
 	dir := fmt.Sprintf("d%d", k)
-	want := w.namesIn(dir)
+	var want []string
+	if d := w.m.Lookup(dir); d != nil {
+		for name := range d.Kids {
+			want = append(want, name)
+		}
+	}
 	sort.Strings(want)
-	got := w.listDir(dir)
+	got, err := readNames(w.abs(dir))
+	if err != nil {
+		w.fail("readdir %s: %v", dir, err)
+		return
+	}
 	if strings.Join(got, "/") != strings.Join(want, "/") {
 		w.fail("readdir %s: %d names %v, want %d names %v", dir, len(got), trunc(got), len(want), trunc(want))
 	}
@@ -106,27 +112,12 @@ func trunc(s []string) []string {
 	return s
 }
 
-// verifyAll checks every file, directory and shared region against the model.
+// verifyAll checks the worker's directory (every name, type, size, link
+// count, user.* attribute and byte) and its shared regions against the
+// model.
 func (w *worker) verifyAll() {
-	for _, f := range w.files {
-		got, err := os.ReadFile(w.abs(f.rel))
-		if err != nil {
-			w.fail("final read %s: %v", f.rel, err)
-			continue
-		}
-		if len(got) != len(f.data) {
-			w.fail("final read %s: %d bytes, want %d", f.rel, len(got), len(f.data))
-			continue
-		}
-		w.check(f, "final read", 0, got)
-		w.checkXattrs(f)
-	}
-	for k := 0; k < nSubdirs; k++ {
-		w.checkDir(k)
-	}
-	top := w.listDir(".")
-	if want := []string{"d0", "d1", "d2", "d3"}; strings.Join(top, ",") != strings.Join(want, ",") {
-		w.fail("final readdir of w%d: %v, want %v (stray links, symlinks or trees)", w.id, trunc(top), want)
+	for _, d := range fsmodel.Compare(w.root, w.m, &fsmodel.Options{XattrPrefix: "user."}) {
+		w.fail("final check %s", d)
 	}
 	for k := 0; k < sharedFiles; k++ {
 		if w.sharedData[k] == nil {

@@ -30,7 +30,7 @@ func (w *worker) mapFile(f *wfile, flags, prot int) (fd int, m []byte, ok bool) 
 	if !ok {
 		return -1, nil, false
 	}
-	m, err := unix.Mmap(fd, 0, len(f.data), prot, unix.MAP_SHARED)
+	m, err := unix.Mmap(fd, 0, int(f.n.Size), prot, unix.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
 		w.fail("mmap %s: %v", f.rel, err)
@@ -41,35 +41,41 @@ func (w *worker) mapFile(f *wfile, flags, prot int) (fd int, m []byte, ok bool) 
 
 // opCreate creates a new file of a random size, written in random chunks.
 func (w *worker) opCreate() {
-	f := newWfile(w.newName(), w.randBytes(w.randSize()))
-	fd, err := unix.Open(w.abs(f.rel), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	rel := w.newName()
+	data := w.randBytes(w.randSize())
+	fd, err := unix.Open(w.abs(rel), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		w.fail("create %s: %v", f.rel, err)
+		w.fail("create %s: %v", rel, err)
 		return
 	}
-	for off := 0; off < len(f.data); {
-		n := min(len(f.data)-off, 4<<10+w.rng.IntN(256<<10))
-		m, err := unix.Write(fd, f.data[off:off+n])
+	f, e := w.create(rel)
+	if !w.agree("create", rel, e) {
+		unix.Close(fd)
+		return
+	}
+	for off := 0; off < len(data); {
+		n := min(len(data)-off, 4<<10+w.rng.IntN(256<<10))
+		m, err := unix.Write(fd, data[off:off+n])
 		if err != nil || m != n {
-			w.fail("write %s at %d: %d, %v", f.rel, off, m, err)
+			w.fail("write %s at %d: %d, %v", rel, off, m, err)
 			unix.Close(fd)
-			w.add(f)
+			f.n.WriteAt(data, 0)
 			w.reload(f)
 			return
 		}
 		off += n
 	}
 	if err := unix.Close(fd); err != nil {
-		w.fail("close %s: %v", f.rel, err)
+		w.fail("close %s: %v", rel, err)
 	}
-	w.add(f)
-	w.done(opCreate, len(f.data))
+	f.n.WriteAt(data, 0)
+	w.done(opCreate, len(data))
 }
 
 // opWrite writes random bytes at a random offset, up to 64 KiB past the end.
 func (w *worker) opWrite() {
 	f := w.pick()
-	off := w.rng.IntN(len(f.data) + 64<<10)
+	off := w.rng.IntN(int(f.n.Size) + 64<<10)
 	n := 1 + w.rng.IntN(128<<10)
 	b := w.randBytes(n)
 	fd, ok := w.open(f, unix.O_WRONLY)
@@ -83,7 +89,7 @@ func (w *worker) opWrite() {
 		w.reload(f)
 		return
 	}
-	f.writeAt(off, b)
+	f.n.WriteAt(b, int64(off))
 	w.done(opWrite, n)
 }
 
@@ -103,7 +109,7 @@ func (w *worker) opAppend() {
 		w.reload(f)
 		return
 	}
-	f.append(b)
+	f.n.WriteAt(b, f.n.Size)
 	w.done(opAppend, n)
 }
 
@@ -115,9 +121,9 @@ func (w *worker) opRead() {
 		w.fail("read %s: %v", f.rel, err)
 		return
 	}
-	if len(got) != len(f.data) {
-		w.fail("read %s: %d bytes, want %d", f.rel, len(got), len(f.data))
-		f.adopt(got)
+	if int64(len(got)) != f.n.Size {
+		w.fail("read %s: %d bytes, want %d", f.rel, len(got), f.n.Size)
+		f.n.SetData(got)
 		return
 	}
 	w.check(f, "read", 0, got)
@@ -135,7 +141,7 @@ func (w *worker) opPread() {
 	defer unix.Close(fd)
 	total := 0
 	for i := 0; i < 4; i++ {
-		off := w.rng.IntN(len(f.data) + 4096)
+		off := w.rng.IntN(int(f.n.Size) + 4096)
 		n := 1 + w.rng.IntN(64<<10)
 		b := make([]byte, n)
 		m, err := unix.Pread(fd, b, int64(off))
@@ -143,7 +149,7 @@ func (w *worker) opPread() {
 			w.fail("pread %s %d at %d: %v", f.rel, n, off, err)
 			return
 		}
-		want := max(0, min(n, len(f.data)-off))
+		want := max(0, min(n, int(f.n.Size)-off))
 		if m != want {
 			w.fail("pread %s %d at %d: %d bytes, want %d", f.rel, n, off, m, want)
 			w.reload(f)
@@ -158,7 +164,7 @@ func (w *worker) opPread() {
 // opMmapRead reads a whole file through a shared mapping and checks it.
 func (w *worker) opMmapRead() {
 	f := w.pick()
-	if len(f.data) == 0 {
+	if f.n.Size == 0 {
 		w.done(opMmapRead, 0)
 		return
 	}
@@ -177,7 +183,7 @@ func (w *worker) opMmapRead() {
 // reads it back through pread(2).
 func (w *worker) opMmapWrite() {
 	f := w.pick()
-	if len(f.data) == 0 {
+	if f.n.Size == 0 {
 		w.done(opMmapWrite, 0)
 		return
 	}
@@ -186,15 +192,15 @@ func (w *worker) opMmapWrite() {
 		return
 	}
 	defer unix.Close(fd)
-	off := w.rng.IntN(len(f.data))
-	n := 1 + w.rng.IntN(min(len(f.data)-off, 64<<10))
+	off := w.rng.IntN(int(f.n.Size))
+	n := 1 + w.rng.IntN(min(int(f.n.Size)-off, 64<<10))
 	b := w.randBytes(n)
 	copy(m[off:], b)
 	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
 		w.fail("msync %s: %v", f.rel, err)
 	}
 	unix.Munmap(m)
-	f.writeAt(off, b)
+	f.n.WriteAt(b, int64(off))
 	// Read back through read(2): shared mappings are coherent with it.
 	got := make([]byte, n)
 	if k, err := unix.Pread(fd, got, int64(off)); err != nil || k != n {
@@ -210,15 +216,15 @@ func (w *worker) opTruncate() {
 	f := w.pick()
 	var size int
 	if w.rng.IntN(2) == 0 {
-		size = w.rng.IntN(len(f.data) + 1)
+		size = w.rng.IntN(int(f.n.Size) + 1)
 	} else {
-		size = len(f.data) + w.rng.IntN(256<<10)
+		size = int(f.n.Size) + w.rng.IntN(256<<10)
 	}
 	if err := unix.Truncate(w.abs(f.rel), int64(size)); err != nil {
 		w.fail("truncate %s to %d: %v", f.rel, size, err)
 		return
 	}
-	f.truncate(size)
+	w.agree("truncate", f.rel, f.n.Truncate(int64(size)))
 	w.done(opTruncate, 0)
 }
 
@@ -227,7 +233,7 @@ func (w *worker) opTruncate() {
 func (w *worker) opFallocate() {
 	f := w.pick()
 	var mode uint32
-	off := w.rng.IntN(len(f.data) + 64<<10)
+	off := w.rng.IntN(int(f.n.Size) + 64<<10)
 	n := 1 + w.rng.IntN(256<<10)
 	switch w.rng.IntN(5) {
 	case 0:
@@ -256,7 +262,7 @@ func (w *worker) opFallocate() {
 		w.reload(f)
 		return
 	}
-	f.fallocate(off, n, mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0, mode&unix.FALLOC_FL_KEEP_SIZE != 0)
+	w.agree("fallocate", f.rel, f.n.Fallocate(mode, int64(off), int64(n)))
 	w.done(opFallocate, 0)
 }
 
@@ -264,13 +270,13 @@ func (w *worker) opFallocate() {
 // copy_file_range(2).
 func (w *worker) opCopyRange() {
 	src, dst := w.pick(), w.pick()
-	if src == dst || len(src.data) == 0 {
+	if src == dst || src.n.Size == 0 {
 		w.done(opCopyRange, 0)
 		return
 	}
-	soff := w.rng.IntN(len(src.data))
-	n := 1 + w.rng.IntN(min(len(src.data)-soff, 512<<10))
-	doff := w.rng.IntN(len(dst.data) + 4096)
+	soff := w.rng.IntN(int(src.n.Size))
+	n := 1 + w.rng.IntN(min(int(src.n.Size)-soff, 512<<10))
+	doff := w.rng.IntN(int(dst.n.Size) + 4096)
 	in, ok := w.open(src, unix.O_RDONLY)
 	if !ok {
 		return
@@ -292,7 +298,7 @@ func (w *worker) opCopyRange() {
 		}
 		done += m
 	}
-	dst.writeAt(doff, src.data[soff:soff+n])
+	dst.n.WriteAt(src.n.ReadAt(int64(soff), int64(n)), int64(doff))
 	w.done(opCopyRange, n)
 }
 

@@ -22,8 +22,8 @@ func (w *worker) opStat() {
 		w.fail("stat %s: %v", f.rel, err)
 		return
 	}
-	if st.Size != int64(len(f.data)) || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
-		w.fail("stat %s: size %d mode %o nlink %d, want size %d regular nlink 1", f.rel, st.Size, st.Mode, st.Nlink, len(f.data))
+	if st.Size != f.n.Size || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		w.fail("stat %s: size %d mode %o nlink %d, want size %d regular nlink 1", f.rel, st.Size, st.Mode, st.Nlink, f.n.Size)
 		w.reload(f)
 	}
 	w.done(opStat, 0)
@@ -63,7 +63,8 @@ func (w *worker) opRename() {
 		w.fail("rename %s to %s: %v", f.rel, to, err)
 		return
 	}
-	w.rename(f, to, victim)
+	from := f.rel
+	w.agree("rename", from+" to "+to, w.rename(f, to, victim))
 	if _, err := os.Lstat(w.abs(to)); err != nil {
 		w.fail("stat after rename %s: %v", to, err)
 	}
@@ -77,7 +78,7 @@ func (w *worker) opUnlink() {
 		w.fail("unlink %s: %v", f.rel, err)
 		return
 	}
-	w.remove(f)
+	w.agree("unlink", f.rel, w.unlink(f))
 	var st unix.Stat_t
 	if err := unix.Lstat(w.abs(f.rel), &st); err != unix.ENOENT {
 		w.fail("stat after unlink %s: %v, want ENOENT", f.rel, err)
@@ -97,13 +98,14 @@ func (w *worker) opXattr() {
 			w.fail("setxattr %s %s: %v", f.rel, name, err)
 			return
 		}
-		f.setXattr(name, v)
+		w.agree("setxattr "+name, f.rel, w.m.Setxattr(f.rel, name, v, 0))
 	case 2:
 		err := unix.Removexattr(p, name)
-		if _, ok := f.xattrs[name]; ok && err != nil || !ok && err != unix.ENODATA {
-			w.fail("removexattr %s %s: %v (present %v)", f.rel, name, err, ok)
+		// The model's errno is the one expected: ENODATA if the
+		// attribute was not there.
+		if want := w.m.Removexattr(f.rel, name); want == 0 && err != nil || want != 0 && err != want {
+			w.fail("removexattr %s %s: %v (present %v)", f.rel, name, err, want == 0)
 		}
-		f.removeXattr(name)
 	}
 	w.checkXattrs(f)
 	w.done(opXattr, 0)
@@ -154,11 +156,11 @@ func (w *worker) opLink() {
 		return
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(w.abs(l), &st); err != nil || st.Nlink != 2 || st.Size != int64(len(f.data)) {
-		w.fail("stat link %s: nlink %d size %d, %v; want 2, %d", l, st.Nlink, st.Size, err, len(f.data))
+	if err := unix.Lstat(w.abs(l), &st); err != nil || st.Nlink != 2 || st.Size != f.n.Size {
+		w.fail("stat link %s: nlink %d size %d, %v; want 2, %d", l, st.Nlink, st.Size, err, f.n.Size)
 	}
 	got, err := os.ReadFile(w.abs(l))
-	if err != nil || len(got) != len(f.data) {
+	if err != nil || int64(len(got)) != f.n.Size {
 		w.fail("read link %s: %d bytes, %v", l, len(got), err)
 	} else {
 		w.check(f, "read via link", 0, got)

@@ -1,8 +1,8 @@
 package main
 
 // A soak worker owns the directory w<ID> of the mount and keeps a model of
-// it in memory (the full contents and xattrs of each file), so that every
-// read can be checked byte for byte. Shared files: each worker writes only
+// it in memory (an fsmodel.FS: the names, the full contents and the xattrs
+// of each file), so that every read can be checked byte for byte. Shared files: each worker writes only
 // its own region of shared/s<K> and checks it; shared/counter is a counter
 // incremented under flock by all workers; shared/dir holds names of all
 // workers, each checking only its own.
@@ -89,7 +89,7 @@ func workerMain(args []string) int {
 		shared: filepath.Join(mnt, "shared"),
 		rng:    rand.New(rand.NewPCG(*seed, uint64(*id))),
 		xs:     *seed*0x9e3779b97f4a7c15 + uint64(*id) + 1,
-		model:  newModel(),
+		model:  newModel(processUmask()),
 		out:    bufio.NewWriter(os.Stdout),
 	}
 	if err := w.setup(); err != nil {
@@ -193,8 +193,12 @@ func (w *worker) finish() {
 // first targetFiles files (whose operations are not counted).
 func (w *worker) setup() error {
 	for i := 0; i < nSubdirs; i++ {
-		if err := os.MkdirAll(filepath.Join(w.root, fmt.Sprintf("d%d", i)), 0o755); err != nil {
+		d := fmt.Sprintf("d%d", i)
+		if err := os.MkdirAll(filepath.Join(w.root, d), 0o755); err != nil {
 			return err
+		}
+		if _, e := w.m.Mkdir(d, 0o755); e != 0 {
+			return fmt.Errorf("model: mkdir %s: %w", d, e)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(w.shared, "dir"), 0o777); err != nil {
