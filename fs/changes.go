@@ -10,9 +10,9 @@ import (
 // while go-fuse's bridge and the node serve it, so that compaction never
 // sees a change half made (commit.go); the bridge changes its own tree of
 // Inodes after the node's method returns, so the lock is taken here, around
-// the bridge, not in the nodes. Requests served inside these (the kill of
-// privileges, the whiteout's mknod) call RawFileSystem directly and do not
-// take it again.
+// the bridge, not in the nodes. A request served inside one of these (the
+// SETATTR that kills privileges before a write or an open) calls the
+// embedded RawFileSystem directly and does not take it again.
 //
 // Adding a FUSE operation: if it can change anything a snapshot records
 // (names, attributes, xattrs, sizes, the end of an inode), add its wrapper

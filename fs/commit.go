@@ -211,7 +211,7 @@ outer:
 
 // reserve reserves journal room for the change's records, before a change
 // of a store file that cannot be taken back: the commit after it then
-// cannot fail for want of space (see journal.Reserve).
+// cannot fail for want of space (see journal.Meta.Reserve).
 func (c *change) reserve() syscall.Errno {
 	if c.b == nil {
 		return 0

@@ -10,7 +10,9 @@ import (
 )
 
 // compact writes a snapshot of the tree and starts a new journal. It does
-// nothing if a compaction is running already.
+// nothing if a compaction is running already, or while a request holds
+// reserved journal room (journal.Meta.BeginCompact then returns no
+// snapshot; the next commit past the threshold tries again).
 func (fsys *filesystem) compact() error {
 	p := fsys.persist
 	if p == nil || fsys.root == nil {

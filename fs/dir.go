@@ -335,7 +335,8 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 		return syscall.ENOENT
 	}
 	// A whiteout is made ready before the change: it is no one's until
-	// the change commits it, and wireFS.Rename puts it in the tree.
+	// the change commits it, and wireFS.whiteoutRename puts it in the
+	// tree once the bridge has moved the source (wire.go).
 	var wo *Special
 	var woIn *gofs.Inode
 	if flags&whiteout != 0 {

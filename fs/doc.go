@@ -12,18 +12,28 @@
 //
 // # Locking
 //
-//	persist.quiesce          (read-held by every request that changes the tree: changes.go)
+//	persist.quiesce          (read-held by every request that changes the tree: changes.go;
+//	                          write-held by compaction while it walks the tree)
+//	dirHandle.mu             (one open directory stream: its snapshot of the entries and atime)
 //	  node.mu                (several at once only through filesystem.begin, in ascending inode order)
 //	    mapstore.Blob's locks (a File calls its blob with mu held; see package mapstore)
 //	      mapstore.Store's locks
 //	    journal.Meta.mu      (a commit or a reservation; a leaf)
+//
+// The tree has two roots: node.mu is taken with persist.quiesce held (a
+// change, compaction's walk), with a dirHandle.mu held (Readdirent), or
+// with neither (stat, lookup, getxattr); never with both. Compaction also
+// takes journal.Meta.mu with only the quiesce lock held
+// (journal.Meta.BeginCompact).
 //
 // A read's reply holds its blob (read-held, by a mapstore.View) until
 // go-fuse has written it, after File.Read has returned: File.Read takes
 // the node's mu before the view, never while it holds one.
 //
 // go-fuse's own Inode locks are taken only inside go-fuse calls (GetChild,
-// Children, NewPersistentInode), never while a node.mu is held.
+// Children, Parent, NewPersistentInode, AddChild), never while a node.mu is
+// held; Readdirent makes its snapshot (Children, Parent) with its
+// dirHandle.mu held.
 //
 // # One request, one frame
 //

@@ -146,8 +146,10 @@ func (f *File) observe(save bool) syscall.Errno {
 	return f.observeLocked(save)
 }
 
-// observeLocked is observe with f.mu held (and with save, in a request
-// that holds fsys.changing).
+// observeLocked is observe with f.mu held.
+//
+// Preconditions: f.mu is held; with save, persist.quiesce is read-held (a
+// request wrapped in changes.go).
 func (f *File) observeLocked(save bool) syscall.Errno {
 	if save && f.unsaved && f.loans == 0 {
 		return f.saveUnsavedLocked()

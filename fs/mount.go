@@ -53,7 +53,8 @@ type Mounted struct {
 }
 
 // Unmount asks the kernel to unmount and waits for the server to stop.
-// With a persistent store it then closes the store (see Close).
+// With a persistent store it then writes the last snapshot and closes the
+// journal (Close); the caller closes the store.
 func (m *Mounted) Unmount() error {
 	err := m.Server.Unmount()
 	m.Server.Wait()

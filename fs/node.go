@@ -48,8 +48,9 @@ var (
 	_ = (gofs.NodeRemovexattrer)((*node)(nil))
 )
 
-// initNode sets the attributes of a node being created by the caller in
-// ctx, inside parent (nil for the root).
+// initNode sets the attributes of a node being created by caller, inside
+// parent (nil for the root). It takes parent's mu for a moment, to read its
+// mode and group; n is no one else's yet.
 func (n *node) initNode(fsys *filesystem, ino uint64, mode uint32, caller *fuse.Caller, parent *Dir) {
 	now := time.Now()
 	n.fsys = fsys
@@ -99,12 +100,16 @@ func (n *node) fillAttrLocked(out *fuse.Attr) {
 	out.SetTimes(&n.atime, &n.mtime, &n.ctime)
 }
 
-// sizeBlocks returns the size and 512-byte block count of this node's
-// content. Kinds embed node and override it through the sizer interface.
+// sizer is a node kind whose content has a size: sizeBlocks returns the
+// size and 512-byte block count of it. Dir, File and Symlink implement it;
+// a Special has size 0.
 type sizer interface {
 	sizeBlocks() (size, blocks uint64)
 }
 
+// attr fills out with n's attributes, its size and blocks included. A
+// File with loans first takes in what the kernel changed in its store file
+// (observe). It takes n.mu, so n.mu must not be held.
 func (n *node) attr(out *fuse.Attr) {
 	if f, ok := n.Operations().(*File); ok {
 		f.observe(false)

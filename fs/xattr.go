@@ -21,8 +21,9 @@ const (
 	xattrMaxValue = 64 << 10
 )
 
-// checkXattrName accepts names in the namespaces this filesystem stores: user., trusted. and security. (system.* holds POSIX ACLs,
-// which are not supported, as in a tmpfs without CONFIG_TMPFS_POSIX_ACL).
+// checkXattrName accepts names in the namespaces this filesystem stores:
+// user., trusted. and security. (system.* holds POSIX ACLs, which are not
+// supported, as in a tmpfs without CONFIG_TMPFS_POSIX_ACL).
 func checkXattrName(name string) syscall.Errno {
 	for _, p := range []string{"user.", "trusted.", "security."} {
 		if strings.HasPrefix(name, p) {

@@ -29,8 +29,9 @@
 //
 // # Locking
 //
-//	Meta.mu   (the journal being appended to: Commit, Reserve, Sync, Frames,
-//	           BeginCompact, Close; a leaf: nothing else is locked under it)
+//	Meta.mu   (the journal being appended to: Commit, Reserve, Unreserve,
+//	           Sync, Frames, JournalSize, BeginCompact, Close; a leaf:
+//	           nothing else is locked under it)
 //
 // Meta.compacting lets one compaction run at a time: between BeginCompact
 // and Finish or Abort, the Snapshot is its caller's alone, and Finish

@@ -20,9 +20,10 @@
 // a mapped window always lies inside its file); truncating a blob punches
 // its pages out instead. Only a lent blob's store file is as long as the
 // blob (lend.go), with none of its windows mapped. On a store that is not a
-// tmpfs, writes go through pwrite rather than the mapping (mappedio.go). Every touch of a mapping runs with
-// debug.SetPanicOnFault so that a fault (a store file truncated behind the
-// server's back, say) becomes ErrFault instead of killing the process.
+// tmpfs, writes go through pwrite rather than the mapping (mappedio.go).
+// Every touch of a mapping runs with debug.SetPanicOnFault so that a fault
+// (a store file truncated behind the server's back, say) becomes ErrFault
+// instead of killing the process.
 // ReadView hands out the mapped bytes themselves, for a reply the kernel
 // copies with writev: a fault there fails that system call (EFAULT), and
 // never reaches Go code.
@@ -66,7 +67,8 @@
 // Several Blob.mu are taken only in id order: CopyFrom takes its two (src
 // for reading), Check every live blob's; Close takes them one at a time.
 // Store.mu is also taken without a Blob.mu (Create, AddBlob, NextID,
-// SetNextID, Files, Stats, Close), and nothing is locked under it.
+// SetNextID, Files, Stats, and Check and Close to list the blobs), and
+// nothing is locked under it.
 //
 // What else orders access is not a lock to order, but holds with them:
 //

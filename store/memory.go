@@ -12,7 +12,7 @@ import (
 )
 
 // A memory store is a private directory of a tmpfs, removed when the
-// mount ends.
+// store is closed (Close) or abandoned (Abandon).
 //
 // A server that is killed cannot remove its store, and the tmpfs would
 // keep its pages until reboot. So each server holds an exclusive flock on

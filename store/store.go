@@ -90,7 +90,7 @@ type Tree struct {
 }
 
 // Store is an open store directory. Its accessors are safe for concurrent
-// use; Close and Abandon are not.
+// use; TakeTree, Close and Abandon are not.
 type Store struct {
 	dir   string          // the store directory
 	files string          // the directory of the store files

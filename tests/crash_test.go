@@ -14,9 +14,9 @@ package tests
 // either. (A write the kernel sent in several requests can return a short
 // count instead: the bytes it counts were acknowledged, and only the rest
 // is ambiguous.) The model takes whichever the mount shows and the
-// workload goes on from there. Some rounds end with a clean unmount instead. At the end:
-// a clean unmount, a mount that must show the model exactly, and
-// `mmapfs fsck --store DIR`, which must exit 0.
+// workload goes on from there. Some rounds end with a clean unmount
+// instead. At the end: a clean unmount, a mount that must show the model
+// exactly, and `mmapfs fsck --store DIR`, which must exit 0.
 //
 // Times are not compared (tests/persist_test.go does, for clean unmounts
 // and a kill). No file of the mount is mapped from this process: a process

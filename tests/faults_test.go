@@ -31,8 +31,6 @@ func init() {
 	mmapChecks["flt-mmap-fill"] = fltMmapFillCheck
 }
 
-// fltLog records the filesystem's log lines and passes them on to the
-// test's log (to stderr once the test has ended).
 // fltMounted is an mmapfs mount on a store directory the test chooses.
 type fltMounted struct {
 	mnt, storeDir string

@@ -1035,7 +1035,7 @@ func modelStatsString() string {
 	return b.String()
 }
 
-// modelCheckOptions are what the model tester compares: everything tmpfs
+// checkOptions are what the model tester compares: everything tmpfs
 // and the model agree on, user.* attributes only, large files in samples.
 func (w *modelWorker) checkOptions() *fsmodel.Options {
 	return &fsmodel.Options{

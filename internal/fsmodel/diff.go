@@ -69,10 +69,10 @@ func DataDiff(want, got []byte, base int64) string {
 
 // ambiguousSize reports whether size is one a file may have after an
 // operation in doubt took it from old to new bytes: either, or, for one
-// that grew it, a page boundary between them. The kernel sends a write that begins inside a
-// page it does not have cached as two requests (the rest of that page,
-// then the rest of the write), so a write in flight when the server died
-// may have landed up to that boundary.
+// that grew it, a page boundary between them. The kernel sends a write
+// that begins inside a page it does not have cached as two requests (the
+// rest of that page, then the rest of the write), so a write in flight
+// when the server died may have landed up to that boundary.
 func ambiguousSize(size, old, new int) bool {
 	if size == old || size == new {
 		return true
@@ -82,7 +82,8 @@ func ambiguousSize(size, old, new int) bool {
 
 // ContentDiff compares got, the whole content of file n as read, with the
 // model: exactly, or for an ambiguous node each byte as before or after
-// the operation in doubt and the size of either. It is "" when they agree.
+// the operation in doubt and a size ambiguousSize allows. It is "" when
+// they agree.
 func ContentDiff(n *Node, got []byte) string {
 	data := n.Data()
 	if !n.ambiguous {

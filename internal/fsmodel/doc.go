@@ -18,7 +18,7 @@
 // A node whose data is not known for certain (the operation in flight when
 // a server was killed) is marked with Node.MarkAmbiguous before the
 // operation is applied; Compare then accepts, byte by byte, the data before
-// or after it, and FS.Settle adopts what the mount shows.
+// or after it, and Node.Settle adopts what the mount shows.
 //
 // Nothing here is safe for concurrent use: each model belongs to one
 // goroutine at a time.

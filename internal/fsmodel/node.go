@@ -126,7 +126,8 @@ func (n *Node) WantNlink() int {
 
 // MarkAmbiguous records the data of n as it is now, before an operation
 // whose outcome is unknown is applied: Compare then accepts each byte as
-// before or after it, and the size of either. Marking an ambiguous node
+// before or after it, and the size of either (or, for an operation that
+// grew the file, a page boundary between them). Marking an ambiguous node
 // again keeps the first record.
 func (n *Node) MarkAmbiguous() {
 	if !n.ambiguous {
