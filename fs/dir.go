@@ -147,6 +147,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	ch := d.NewPersistentInode(ctx, f, f.stable())
 	fa := f.attrsLocked() // f is no one else's yet
 	c := d.fsys.begin()
+	defer c.end()
 	c.newInode(&f.node, &fa)
 	if errno := c.commit(); errno != 0 {
 		d.fsys.freeIno()

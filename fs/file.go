@@ -200,11 +200,15 @@ func (n *node) atimeDueLocked(now time.Time) bool {
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns
-// what it wrote; the kernel then asks again and gets ENOSPC.
+// what it wrote; the kernel then asks again and gets ENOSPC. A write whose
+// new size and mtime cannot be committed fails, and what it added past
+// the old end is cut off again (the kernel takes a file's new size only
+// from the reply, so no one has seen it).
 func (f *File) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	old := f.blob.Size()
 	n, err := f.blob.WriteAt(data, off)
 	if n > 0 {
-		if errno := f.touchData(nil); errno != 0 {
+		if errno := f.touchData(f.cutBack(old)); errno != 0 {
 			return 0, errno
 		}
 	}
@@ -221,6 +225,7 @@ var _ = (gofs.NodeWritever)((*File)(nil))
 // writing them one after another saves go-fuse a copy into one buffer.
 func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, off int64) (uint32, syscall.Errno) {
 	var done int64
+	old := f.blob.Size()
 	for _, p := range data {
 		n, err := f.blob.WriteAt(p, off+done)
 		done += int64(n)
@@ -232,7 +237,7 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 		}
 	}
 	if done > 0 {
-		if errno := f.touchData(nil); errno != 0 {
+		if errno := f.touchData(f.cutBack(old)); errno != 0 {
 			return 0, errno
 		}
 	}

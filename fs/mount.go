@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"mmapfs/journal"
 	"mmapfs/store"
 )
 
@@ -125,7 +126,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		},
 		UID:            cfg.RootUID,
 		GID:            cfg.RootGID,
-		RootStableAttr: &gofs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
+		RootStableAttr: &gofs.StableAttr{Ino: journal.RootIno, Mode: syscall.S_IFDIR},
 	}
 	// Mounted directly (as root), the flags are the caller's, as for a
 	// tmpfs: devices and set-id bits work unless nodev/nosuid are asked

@@ -99,7 +99,7 @@ func OpenMemory(memdir string, opts Options) (*Store, error) {
 	st, err := openBlobs(dir, limit, opts, log)
 	if err != nil {
 		s.removeMemory()
-		return nil, fmt.Errorf("memory store %s: %v", dir, err)
+		return nil, fmt.Errorf("memory store %s: %w", dir, err)
 	}
 	s.blobs = st
 	return s, nil

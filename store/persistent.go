@@ -120,7 +120,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	blobs, err := openBlobs(blobsPath(dir), opts.SizeLimit, opts, log)
 	if err != nil {
 		ms.close()
-		return nil, fmt.Errorf("store %s: %v", dir, err)
+		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	rep := ms.rep
 	for _, n := range rep.Notes {
