@@ -209,6 +209,18 @@ outer:
 	return c
 }
 
+// lock locks n as well, for a change that locks nothing else (begin with
+// no nodes): one that reserves journal room before it knows it will
+// change n.
+func (c *change) lock(n *node) {
+	if c.n != 0 {
+		panic("fs: change.lock after begin locked nodes")
+	}
+	c.nodes[0] = n
+	c.n = 1
+	n.mu.Lock()
+}
+
 // reserve reserves journal room for the change's records, before a change
 // of a store file that cannot be taken back: the commit after it then
 // cannot fail for want of space (see journal.Meta.Reserve).

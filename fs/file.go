@@ -205,17 +205,37 @@ func (n *node) atimeDueLocked(now time.Time) bool {
 // the old end is cut off again (the kernel takes a file's new size only
 // from the reply, so no one has seen it).
 func (f *File) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	n, errno := f.write("write", func() (int64, error) {
+		n, err := f.blob.WriteAt(data, off)
+		return int64(n), err
+	})
+	return uint32(n), errno
+}
+
+// write writes the file's data with op (what names it in a log line),
+// which returns the bytes it
+// wrote, and commits the new size and times. Journal room is reserved
+// first, so that data written cannot be left with a commit that failed
+// for want of space: on a full store the write fails before op. If the
+// commit fails all the same (EIO), what op added past the old end is cut
+// off again (the kernel takes a file's new size only from the reply, so no
+// one has seen it).
+func (f *File) write(what string, op func() (int64, error)) (int64, syscall.Errno) {
+	c := f.fsys.begin()
+	defer c.end()
+	if errno := c.reserve(); errno != 0 {
+		return 0, errno
+	}
 	old := f.blob.Size()
-	n, err := f.blob.WriteAt(data, off)
-	if n > 0 {
-		if errno := f.touchData(f.cutBack(old)); errno != 0 {
-			return 0, errno
-		}
+	n, err := op()
+	if n == 0 {
+		return 0, toErrno(f.fsys.log, what, err)
 	}
-	if err != nil && n == 0 {
-		return 0, toErrno(f.fsys.log, "write", err)
+	c.lock(&f.node)
+	if errno := f.commitDataLocked(&c, f.cutBack(old)); errno != 0 {
+		return 0, errno
 	}
-	return uint32(n), 0
+	return n, 0
 }
 
 var _ = (gofs.NodeWritever)((*File)(nil))
@@ -224,24 +244,18 @@ var _ = (gofs.NodeWritever)((*File)(nil))
 // pieces (the kernel splits it at page boundaries of the read buffer), and
 // writing them one after another saves go-fuse a copy into one buffer.
 func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, off int64) (uint32, syscall.Errno) {
-	var done int64
-	old := f.blob.Size()
-	for _, p := range data {
-		n, err := f.blob.WriteAt(p, off+done)
-		done += int64(n)
-		if err != nil || n < len(p) {
-			if done == 0 {
-				return 0, toErrno(f.fsys.log, "write", err)
+	n, errno := f.write("write", func() (int64, error) {
+		var done int64
+		for _, p := range data {
+			n, err := f.blob.WriteAt(p, off+done)
+			done += int64(n)
+			if err != nil || n < len(p) {
+				return done, err
 			}
-			break
 		}
-	}
-	if done > 0 {
-		if errno := f.touchData(f.cutBack(old)); errno != 0 {
-			return 0, errno
-		}
-	}
-	return uint32(done), 0
+		return done, nil
+	})
+	return uint32(n), errno
 }
 
 // touchData commits a change of the data made by the server: the new size
@@ -408,12 +422,13 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		return 0, syscall.EFBIG
 	}
 	length = min(length, copyMax)
-	old := dst.blob.Size()
-	n, err := dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
+	n, errno := dst.write("copy_file_range", func() (int64, error) {
+		return dst.blob.CopyFrom(f.blob, int64(offIn), int64(offOut), int64(length))
+	})
+	if errno != 0 {
+		return 0, errno
+	}
 	if n > 0 {
-		if errno := dst.touchData(dst.cutBack(old)); errno != 0 {
-			return 0, errno
-		}
 		if f.touchAtime() {
 			// The kernel refreshes the destination's attributes after
 			// a copy but not the source's: tell it atime changed.
@@ -422,9 +437,6 @@ func (f *File) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 			// cannot wait on the request being served.
 			f.NotifyContent(-1, 0)
 		}
-	}
-	if err != nil && n == 0 {
-		return 0, toErrno(f.fsys.log, "copy_file_range", err)
 	}
 	return uint32(n), 0
 }

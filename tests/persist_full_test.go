@@ -116,7 +116,7 @@ func fullTree(t *testing.T, j func(string) string) {
 	for _, d := range []string{"d1", "d2", "empty", "empty2", "sub", "sub/inner"} {
 		noErr(t, os.Mkdir(j(d), 0o755), "mkdir %s", d)
 	}
-	for i, f := range []string{"f", "g", "victim", "linked", "a", "b", "sub/x", "long", "punch", "zero", "keep", "trunc"} {
+	for i, f := range []string{"f", "g", "victim", "linked", "a", "b", "sub/x", "long", "punch", "zero", "keep", "trunc", "wr"} {
 		pstWriteAt(t, j(f), 0, modelBytes(uint32(i+1), 40<<10))
 	}
 	noErr(t, os.Symlink("f", j("sym")), "symlink")
@@ -175,6 +175,23 @@ func fullOps(j func(string) string) []fullOp {
 			return fallocatePath(j("punch"), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 4<<10, 8<<10)
 		}},
 		{"zero range", func() error { return fallocatePath(j("zero"), unix.FALLOC_FL_ZERO_RANGE, 4<<10, 8<<10) }},
+		{"write", func() error { return pwritePath(j("wr"), []byte("overwritten"), 100) }},
+		{"write past the end", func() error { return pwritePath(j("wr"), []byte("appended"), 40<<10) }},
+		{"copy_file_range", func() error {
+			in, err := os.Open(j("punch"))
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := os.OpenFile(j("wr"), os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer out.Close()
+			off := int64(8 << 10)
+			_, err = unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), &off, 4096, 0)
+			return err
+		}},
 	}
 }
 
@@ -195,20 +212,6 @@ func TestPersistOneFrameEach(t *testing.T) {
 			if err == nil {
 				unix.Close(fd)
 			}
-			return err
-		}},
-		fullOp{"copy_file_range", func() error {
-			in, err := os.Open(j("punch"))
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			out, err := os.OpenFile(j("trunc"), os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			defer out.Close()
-			_, err = unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, 4096, 0)
 			return err
 		}},
 	)
@@ -243,6 +246,17 @@ func journalFrames(t *testing.T, store string) int {
 		off += n
 	}
 	return frames
+}
+
+// pwritePath writes b at off of the file at path.
+func pwritePath(path string, b []byte, off int64) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Pwrite(fd, b, off)
+	return err
 }
 
 // fallocatePath calls fallocate on the file at path.
