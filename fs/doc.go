@@ -44,8 +44,9 @@
 // fails is the request's errno (ENOSPC or EIO), and nothing has changed:
 // not the nodes, not go-fuse's tree (the bridge changes it only after a
 // node's method succeeds), not the kernel's caches. A change of file data
-// that cannot be taken back (truncate, punch, zero range) reserves journal
-// room before it is made, so that its commit cannot fail for want of space.
+// that cannot be taken back (a write over data, copy_file_range, truncate,
+// punch, zero range) reserves journal room before it is made, so that its
+// commit cannot fail for want of space.
 //
 // # Adding an operation
 //
