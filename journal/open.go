@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"mmapfs/mapstore"
+	"mmapfs/internal/dirs"
 )
 
 // Names of the files in the journal's directory.
@@ -134,7 +134,7 @@ func cmpU64(a, b uint64) int {
 }
 
 // readNames returns the names in dir, sorted.
-func readNames(dir string) ([]string, error) { return mapstore.ReadDirNames(dir) }
+func readNames(dir string) ([]string, error) { return dirs.Names(dir) }
 
 // syncDir makes the entries of dir durable.
-func syncDir(dir string) error { return mapstore.SyncDir(dir) }
+func syncDir(dir string) error { return dirs.Sync(dir) }

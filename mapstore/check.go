@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"mmapfs/internal/dirs"
 )
 
 // maxProblems bounds the problems Check lists.
@@ -212,7 +214,7 @@ func (s *Store) checkFiles(c *checker, dirfd int, live map[uint64]*Blob) {
 	if fi, err := fstat(dirfd); err != nil || fi.mode&0o777 != 0o700 {
 		c.add("store directory: mode %o, error %v; want 0700", fi.mode&0o7777, err)
 	}
-	names, err := readDirNames(dirfd)
+	names, err := dirs.NamesAt(dirfd)
 	if err != nil {
 		c.add("read store directory: %v", err)
 		return

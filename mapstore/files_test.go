@@ -1,9 +1,6 @@
 package mapstore
 
 import (
-	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 )
 
@@ -18,25 +15,5 @@ func TestFileNames(t *testing.T) {
 		if id, ok := ParseFileName(name); ok {
 			t.Errorf("ParseFileName(%q) = %#x, true", name, id)
 		}
-	}
-}
-
-func TestReadDirNames(t *testing.T) {
-	dir := t.TempDir()
-	for _, n := range []string{"b", "a", "0000000000000001"} {
-		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	link := filepath.Join(t.TempDir(), "link")
-	if err := os.Symlink(dir, link); err != nil {
-		t.Fatal(err)
-	}
-	names, err := ReadDirNames(link)
-	if err != nil || !slices.Equal(names, []string{"0000000000000001", "a", "b"}) {
-		t.Errorf("ReadDirNames = %q, %v", names, err)
-	}
-	if _, err := ReadDirNames(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
-		t.Errorf("ReadDirNames of a missing directory: %v", err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"mmapfs/internal/dirs"
 )
 
 // PageSize is the unit of allocation and of hole reporting.
@@ -194,7 +196,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	var names []string
 	if err == nil {
-		names, err = readDirNames(dirfd)
+		names, err = dirs.NamesAt(dirfd)
 	}
 	if err != nil {
 		closeFD(dirfd)
@@ -295,7 +297,7 @@ func (s *Store) Files() ([]uint64, error) {
 		s.mu.Unlock()
 		return nil, errClosed
 	}
-	names, err := readDirNames(s.dirfd)
+	names, err := dirs.NamesAt(s.dirfd)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("mapstore: read store directory: %w", err)

@@ -189,30 +189,6 @@ func maxOpenFiles() int64 {
 	return int64(rl.Cur)
 }
 
-// readDirNames returns the names in the directory open as dirfd.
-func readDirNames(dirfd int) ([]string, error) {
-	fd, err := unix.Openat(dirfd, ".", dirFlags, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	var names []string
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
-}
-
 // openDir opens the store directory, not through a symlink.
 func openDir(path string) (int, error) { return unix.Open(path, dirFlags, 0) }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mmapfs/internal/dirs"
 	"mmapfs/journal"
 	"mmapfs/mapstore"
 )
@@ -19,7 +20,7 @@ import (
 // checkData compares every file's data in the store with its metadata.
 func (c *checker) checkData(st *journal.State, damaged bool) {
 	blobs := blobsPath(c.dir)
-	names, err := mapstore.ReadDirNames(blobs)
+	names, err := dirs.Names(blobs)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.problem(fmt.Sprintf("data: the store files cannot be listed: %s", errnoText(err)), "", nil)
 		return
@@ -113,7 +114,7 @@ func (c *checker) checkData(st *journal.State, damaged bool) {
 
 // checkForeign notes files in the store directory that mmapfs did not make.
 func (c *checker) checkForeign() {
-	names, _ := mapstore.ReadDirNames(c.dir)
+	names, _ := dirs.Names(c.dir)
 	for _, n := range names {
 		switch n {
 		case LockName:

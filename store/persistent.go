@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"mmapfs/internal/dirs"
 	"mmapfs/journal"
-	"mmapfs/mapstore"
 )
 
 // metaStore is the metadata of a persistent store, open and locked: what
@@ -85,7 +85,7 @@ func prepareDir(dir string, ro bool, rep *Report) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store %s: %w", dir, err)
 	}
-	names, err := mapstore.ReadDirNames(dir)
+	names, err := dirs.Names(dir)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", dir, err)
 	}
@@ -104,7 +104,7 @@ func prepareDir(dir string, ro bool, rep *Report) error {
 		return fmt.Errorf("store %s: %w", dir, err)
 	}
 	rep.Fresh = true
-	return mapstore.SyncDir(dir)
+	return dirs.Sync(dir)
 }
 
 // Open opens the persistent store in dir, creating it if it does not
