@@ -258,22 +258,11 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 	return uint32(n), errno
 }
 
-// touchData commits a change of the data made by the server: the new size
-// and mtime and ctime, in one frame. If the commit fails, undo (if any)
-// takes back what it can of the change, and nothing else is applied.
-// While the store file is lent, the file's own times changed too: they
-// count as seen, so that observe does not take them over times set later.
-func (f *File) touchData(undo func()) syscall.Errno {
-	c := f.fsys.begin(&f.node)
-	defer c.end()
-	return f.commitDataLocked(&c, undo)
-}
-
-// changeData makes a change of the data that cannot be taken back
-// (truncate, punch, zero range) with op, and commits it as touchData does.
-// Journal room is reserved before op runs, so the commit cannot then fail
-// for want of space: a full store fails the request before op. op runs
-// with f.mu held and returns how to undo what it can (or nil).
+// changeData makes a change of the data (truncate, fallocate) with op, and
+// commits it with commitDataLocked. Journal room is reserved before op
+// runs, so the commit cannot then fail for want of space: a full store
+// fails the request before op. op runs with f.mu held and returns how to
+// undo what it can (or nil) if the commit fails all the same.
 func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.Errno {
 	c := f.fsys.begin(&f.node)
 	defer c.end()
@@ -287,7 +276,12 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 	return f.commitDataLocked(&c, undo)
 }
 
-// commitDataLocked is the commit of touchData and changeData.
+// commitDataLocked commits a change of the data made by the server: the
+// new size and mtime and ctime, in one frame. If the commit fails, undo
+// (if any) takes back what it can of the change, and nothing else is
+// applied. While the store file is lent, the file's own times changed too:
+// they count as seen, so that observe does not take them over times set
+// later.
 //
 // Preconditions: f is locked by c.
 func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
@@ -376,13 +370,7 @@ func (f *File) Allocate(ctx context.Context, fh gofs.FileHandle, off uint64, siz
 	var op func() error
 	switch mode &^ unix.FALLOC_FL_KEEP_SIZE {
 	case 0:
-		// Nothing is lost if the commit fails: the pages stay
-		// reserved, and a size it grew is cut back.
-		old := f.blob.Size()
-		if err := f.blob.Allocate(int64(off), int64(size), keep); err != nil {
-			return toErrno(f.fsys.log, "fallocate", err)
-		}
-		return f.touchData(f.cutBack(old))
+		op = func() error { return f.blob.Allocate(int64(off), int64(size), keep) }
 	case unix.FALLOC_FL_PUNCH_HOLE:
 		if !keep {
 			return syscall.EOPNOTSUPP
