@@ -261,10 +261,12 @@ func (f *File) Writev(ctx context.Context, fh gofs.FileHandle, data [][]byte, of
 // changeData makes a change of the data (truncate, fallocate) with op, and
 // commits it with commitDataLocked. Journal room is reserved before op
 // runs, so the commit cannot then fail for want of space: a full store
-// fails the request before op. op runs with f.mu held and returns how to
-// undo what it can (or nil) if the commit fails all the same.
+// fails the request before op. op runs without f.mu (the kernel holds the
+// inode's lock for the request, so no other change of the data runs) and
+// returns how to undo what it can (or nil) if the commit fails all the
+// same.
 func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.Errno {
-	c := f.fsys.begin(&f.node)
+	c := f.fsys.begin()
 	defer c.end()
 	if errno := c.reserve(); errno != 0 {
 		return errno
@@ -273,6 +275,7 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 	if errno != 0 {
 		return errno
 	}
+	c.lock(&f.node)
 	return f.commitDataLocked(&c, undo)
 }
 
