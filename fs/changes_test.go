@@ -12,11 +12,18 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// readOnlyOps are the operations of fuse.RawFileSystem that change nothing
-// a snapshot records, reviewed one by one: they need no wrapper in
-// changes.go. (Read and Readlink update atime, which is not journaled: a
-// snapshot takes it under the node's lock. Lookup and ReadDirPlus add
-// nothing to go-fuse's tree of persistent Inodes. Locks are the kernel's.)
+// readOnlyOps are the operations of fuse.RawFileSystem that need no
+// wrapper in changes.go, reviewed one by one. Most change nothing a
+// snapshot records. (Read and Readlink update atime, which is not
+// journaled: a snapshot takes it under the node's lock. Lookup and
+// ReadDirPlus add nothing to go-fuse's tree of persistent Inodes. Locks are
+// the kernel's.) Release and Fsync commit a change of one node and of no
+// name (the end of an unlinked file, times a lent store file got): the
+// commit and the change it records are made under the node's lock, which
+// compaction's walk takes too, so a snapshot holds all of such a change or
+// none of it, and the frame goes to the journal that follows it. They must
+// not hold the quiesce lock while they free or sync a file: a compaction
+// waiting for it would hold up every change meanwhile.
 var readOnlyOps = map[string]bool{
 	"String": true, "SetDebug": true, "Init": true, "OnUnmount": true,
 	"Lookup": true, "Forget": true, "GetAttr": true, "Statx": true, "Access": true,
@@ -24,7 +31,8 @@ var readOnlyOps = map[string]bool{
 	"Read": true, "Lseek": true, "Flush": true, "Ioctl": true,
 	"GetLk": true, "SetLk": true, "SetLkw": true,
 	"OpenDir": true, "ReadDir": true, "ReadDirPlus": true, "ReleaseDir": true, "FsyncDir": true,
-	"StatFs": true,
+	"StatFs":  true,
+	"Release": true, "Fsync": true,
 }
 
 // TestEveryChangeIsWrapped fails for an operation of fuse.RawFileSystem

@@ -137,9 +137,10 @@ func (f *File) mayLendLocked() bool {
 
 // observe takes what the kernel changed in a lent store file into the
 // node: size (which the store reads from the file), mtime, ctime and atime.
-// With save, a change is saved to the journal; without (stat, which holds
-// no lock against compaction), it is saved at the next close or fsync, or
-// with the next snapshot.
+// With save, a change is saved to the journal; without (stat, which
+// writes nothing), it is saved at the next close or fsync, or with the next
+// snapshot. A save changes one node and no name, under the node's lock, so
+// it needs no quiesce lock (changes_test.go says why).
 func (f *File) observe(save bool) syscall.Errno {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,8 +149,7 @@ func (f *File) observe(save bool) syscall.Errno {
 
 // observeLocked is observe with f.mu held.
 //
-// Preconditions: f.mu is held; with save, persist.quiesce is read-held (a
-// request wrapped in changes.go).
+// Preconditions: f.mu is held.
 func (f *File) observeLocked(save bool) syscall.Errno {
 	if save && f.unsaved && f.loans == 0 {
 		return f.saveUnsavedLocked()

@@ -127,10 +127,38 @@ func (m *Meta) appendableLocked() error {
 }
 
 // Sync makes every committed change durable.
+//
+// The file is synced without m.mu, so that commits go on meanwhile: a
+// commit made during the sync may or may not be covered, and is left for
+// the next Sync.
 func (m *Meta) Sync() error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return wrapNoSpace(m.syncLocked())
+	if m.err != nil || m.f == nil {
+		err := m.err
+		m.mu.Unlock()
+		return err
+	}
+	f, data, dir := m.f, m.unsynced, m.dirSync
+	m.unsynced, m.dirSync = false, false
+	m.mu.Unlock()
+	var err error
+	if data {
+		if e := unix.Fdatasync(int(f.f.Fd())); e != nil {
+			err = fmt.Errorf("journal: fdatasync: %w", e)
+		}
+	}
+	if err == nil && dir {
+		err = syncDir(m.dir)
+	}
+	if err != nil {
+		m.mu.Lock()
+		m.unsynced = m.unsynced || data
+		m.dirSync = m.dirSync || dir
+		m.mu.Unlock()
+	}
+	return wrapNoSpace(err)
 }
 
 // ErrNoSpace matches, with errors.Is, the error of a write of the journal

@@ -45,6 +45,8 @@ func (m *Meta) BeginCompact() (*Snapshot, error) {
 	if !m.compacting.CompareAndSwap(false, true) {
 		return nil, nil
 	}
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil || m.f == nil {

@@ -29,9 +29,11 @@
 //
 // # Locking
 //
-//	Meta.mu   (the journal being appended to: Commit, Reserve, Unreserve,
-//	           Sync, Frames, JournalSize, BeginCompact, Close; a leaf:
-//	           nothing else is locked under it)
+//	Meta.syncMu (Sync, while it syncs the journal file without Meta.mu;
+//	             BeginCompact and Close, which replace or close that file)
+//	  Meta.mu   (the journal being appended to: Commit, Reserve, Unreserve,
+//	             Sync, Frames, JournalSize, BeginCompact, Close; a leaf:
+//	             nothing else is locked under it)
 //
 // Meta.compacting lets one compaction run at a time: between BeginCompact
 // and Finish or Abort, the Snapshot is its caller's alone, and Finish

@@ -61,6 +61,11 @@ type Meta struct {
 	over       atomic.Bool // the journal is past the compaction threshold
 	batches    sync.Pool   // of *Batch: handed out by Batch, put back by Commit
 
+	// syncMu is held by Sync while it syncs the journal file without mu
+	// (so that commits go on meanwhile), and by what closes or replaces
+	// that file (BeginCompact, Close). Lock order: syncMu, then mu.
+	syncMu sync.Mutex
+
 	mu       sync.Mutex
 	f        *jfile // Protected by mu: the journal being appended to.
 	gen      uint64 // Protected by mu.
@@ -109,6 +114,8 @@ func (m *Meta) rel(name string) string { return filepath.Base(m.dir) + "/" + nam
 
 // Close syncs and closes the journal.
 func (m *Meta) Close() error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
 	err := m.syncLocked()
 	if m.f != nil {
