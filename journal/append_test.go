@@ -70,15 +70,7 @@ func TestErrNoSpace(t *testing.T) {
 	}
 
 	// A journal on a filesystem that fills.
-	dir := t.TempDir()
-	if err := unix.Mount("journal-test", dir, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("cannot mount a small tmpfs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
-	meta := filepath.Join(dir, "meta")
-	if err := os.Mkdir(meta, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, meta := smallMetaDir(t, "2m")
 	m, _, _ := openT(t, meta, Options{})
 	defer m.Close()
 	var err error

@@ -9,21 +9,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// smallMetaDir mounts a tmpfs of size (as tmpfs's size= takes it) for
+// the test, unmounted at its end, and returns it and a meta directory made
+// in it. It skips the test where a tmpfs cannot be mounted.
+func smallMetaDir(t *testing.T, size string) (dir, meta string) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := unix.Mount("journal-test", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) }) // after the test's own defers
+	meta = filepath.Join(dir, "meta")
+	if err := os.Mkdir(meta, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir, meta
+}
+
 // TestReserve: room reserved on a filesystem that then fills is kept for
 // the reserved batch: ordinary commits that would take it fail with
 // ErrNoSpace, the reserved one succeeds, and a reservation the filesystem
 // has no room for fails before anything is done. Compaction waits while
 // room is reserved.
 func TestReserve(t *testing.T) {
-	dir := t.TempDir()
-	if err := unix.Mount("journal-test", dir, "tmpfs", 0, "size=4m"); err != nil {
-		t.Skipf("cannot mount a small tmpfs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
-	meta := filepath.Join(dir, "meta")
-	if err := os.Mkdir(meta, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, meta := smallMetaDir(t, "4m")
 	m, _, _ := openT(t, meta, Options{})
 	defer m.Close()
 
