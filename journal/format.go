@@ -53,8 +53,15 @@ import (
 	"sync"
 )
 
-// Version is the format version this package reads and writes.
-const Version = 1
+// Version is the format version this package writes. It reads every
+// version from oldestVersion on: version 1 lacks the loan record. Open
+// rewrites the metadata of an older version as its first change, so that
+// an older mmapfs, which would take a loan record for damage, refuses the
+// store by its version instead.
+const Version = 2
+
+// oldestVersion is the oldest format version this package reads.
+const oldestVersion = 1
 
 const (
 	magic      = "MMAPFS\x00M"
@@ -81,6 +88,7 @@ const (
 	recFree     = 5 // an inode and its data are gone
 	recNext     = 6 // numbering: next inode and blob id (snapshots)
 	recEnd      = 7 // the end of a snapshot, with its count of inodes
+	recLoan     = 8 // the inode record before it is of a lent file (version 2)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -104,6 +112,15 @@ type Inode struct {
 	Nlink  uint32
 	Target []byte // symlinks
 	Xattr  map[string][]byte
+	// Lent: a regular file open for writing with passthrough, whose
+	// store file the kernel writes without the server. Its size is then
+	// the store file's length, and its mtime and ctime are the store
+	// file's once these differ from FileMtime and FileCtime, the store
+	// file's own times when the record was made (see package store,
+	// recovery). Batch.Inode writes these in a loan record after the
+	// inode record; an inode record alone is of a file not lent.
+	Lent                 bool
+	FileMtime, FileCtime int64 // nanoseconds since 1970
 }
 
 // header returns the header of a file of kind and generation gen.
@@ -116,13 +133,17 @@ func header(kind uint32, gen uint64) []byte {
 	return h
 }
 
+// headerVersion returns the format version of a header that parseHeader
+// accepted.
+func headerVersion(h []byte) uint32 { return binary.LittleEndian.Uint32(h[8:]) }
+
 // parseHeader checks a header and returns its kind and generation.
 func parseHeader(h []byte) (kind uint32, gen uint64, err error) {
 	if len(h) < headerSize || string(h[:8]) != magic {
 		return 0, 0, errors.New("not an mmapfs metadata file (bad magic)")
 	}
-	if v := binary.LittleEndian.Uint32(h[8:]); v != Version {
-		return 0, 0, fmt.Errorf("%w %d (this mmapfs reads version %d)", ErrVersion, v, Version)
+	if v := binary.LittleEndian.Uint32(h[8:]); v < oldestVersion || v > Version {
+		return 0, 0, fmt.Errorf("%w %d (this mmapfs reads versions %d to %d)", ErrVersion, v, oldestVersion, Version)
 	}
 	return binary.LittleEndian.Uint32(h[12:]), binary.LittleEndian.Uint64(h[16:]), nil
 }
@@ -169,7 +190,8 @@ func (b *Batch) str(s string) {
 	b.buf = append(b.buf, s...)
 }
 
-// Inode adds the state of an inode, without its xattrs.
+// Inode adds the state of an inode, without its xattrs, and the loan
+// record of a lent file.
 func (b *Batch) Inode(in *Inode) {
 	b.begin(recInode)
 	b.uvarint(in.Ino)
@@ -186,6 +208,12 @@ func (b *Batch) Inode(in *Inode) {
 	b.varint(in.Alloc)
 	b.uvarint(uint64(in.Nlink))
 	b.bytes(in.Target)
+	if in.Lent {
+		b.begin(recLoan)
+		b.uvarint(in.Ino)
+		b.varint(in.FileMtime)
+		b.varint(in.FileCtime)
+	}
 }
 
 // Entry adds a directory entry: name in parent is child, or is removed if
@@ -246,7 +274,7 @@ type record struct {
 	child        uint64 // recEntry
 	name         string // recEntry, recXattr*
 	value        []byte // recXattr
-	inode        Inode  // recInode
+	inode        Inode  // recInode; FileMtime and FileCtime for recLoan
 	next1, next2 uint64 // recNext; next1 is the count for recEnd
 }
 
@@ -350,6 +378,10 @@ func (d *decoder) next(r *record) bool {
 		r.name = string(d.bytes())
 	case recFree:
 		r.ino = d.uvarint()
+	case recLoan:
+		r.ino = d.uvarint()
+		r.inode.FileMtime = d.varint()
+		r.inode.FileCtime = d.varint()
 	case recNext:
 		r.next1 = d.uvarint()
 		r.next2 = d.uvarint()

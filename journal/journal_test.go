@@ -494,7 +494,7 @@ func TestFrameFormat(t *testing.T) {
 	if got := b.frame(9); !bytes.Equal(got, want) {
 		t.Fatalf("frame = %x, want %x (length, CRC-32C of seq+payload, seq, payload)", got, want)
 	}
-	if got := header(kindJournal, 0x1122); !bytes.Equal(got, makeHeader(1, kindJournal, 0x1122)) {
+	if got := header(kindJournal, 0x1122); !bytes.Equal(got, makeHeader(Version, kindJournal, 0x1122)) {
 		t.Fatalf("header = %x", got)
 	}
 	kind, gen, err := parseHeader(makeHeader(1, kindSnapshot, 77))
@@ -506,7 +506,7 @@ func TestFrameFormat(t *testing.T) {
 			t.Errorf("parseHeader(%x) = %v, want a bad magic error", h, err)
 		}
 	}
-	for _, v := range []uint32{0, 2, math.MaxUint32} {
+	for _, v := range []uint32{0, Version + 1, math.MaxUint32} {
 		_, _, err := parseHeader(makeHeader(v, kindJournal, 1))
 		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), strconv.Itoa(int(v))) {
 			t.Errorf("parseHeader(version %d) = %v", v, err)
@@ -535,6 +535,12 @@ func TestRecordRoundTrip(t *testing.T) {
 			[]record{{typ: recInode, ino: full.Ino, inode: full}}},
 		{"inode zero fields", func(b *Batch) { b.Inode(&Inode{Ino: 1}) },
 			[]record{{typ: recInode, ino: 1, inode: Inode{Ino: 1}}}},
+		{"inode of a lent file", func(b *Batch) {
+			b.Inode(&Inode{Ino: 4, Mode: syscall.S_IFREG | 0o644, Size: 5, Blob: 3, Lent: true, FileMtime: -7, FileCtime: math.MaxInt64})
+		}, []record{
+			{typ: recInode, ino: 4, inode: Inode{Ino: 4, Mode: syscall.S_IFREG | 0o644, Size: 5, Blob: 3}},
+			{typ: recLoan, ino: 4, inode: Inode{FileMtime: -7, FileCtime: math.MaxInt64}},
+		}},
 		{"inode ignores xattrs", func(b *Batch) { b.Inode(&Inode{Ino: 2, Xattr: map[string][]byte{"a": {1}}}) },
 			[]record{{typ: recInode, ino: 2, inode: Inode{Ino: 2}}}},
 		{"inode negative times", func(b *Batch) {
@@ -785,7 +791,7 @@ func TestOpenCommitReopen(t *testing.T) {
 		t.Fatalf("fresh store: report %+v", rep)
 	}
 	checkState(t, st, NewState())
-	if data, err := os.ReadFile(jpath(dir, 1)); err != nil || !bytes.Equal(data, makeHeader(1, kindJournal, 1)) {
+	if data, err := os.ReadFile(jpath(dir, 1)); err != nil || !bytes.Equal(data, makeHeader(Version, kindJournal, 1)) {
 		t.Fatalf("new journal: %x, %v", data, err)
 	}
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
@@ -1348,7 +1354,7 @@ func TestVersion(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				binary.LittleEndian.PutUint32(data[8:12], 2)
+				binary.LittleEndian.PutUint32(data[8:12], Version+1)
 				if err := os.WriteFile(file, data, 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -1360,7 +1366,7 @@ func TestVersion(t *testing.T) {
 					t.Errorf("a newer version is not damage: %v", err)
 				}
 				msg := err.Error()
-				if !strings.Contains(msg, "version 2") || !strings.Contains(msg, "version 1") || !strings.Contains(msg, name) {
+				if !strings.Contains(msg, fmt.Sprintf("version %d", Version+1)) || !strings.Contains(msg, fmt.Sprintf("versions 1 to %d", Version)) || !strings.Contains(msg, name) {
 					t.Errorf("unclear message: %v", msg)
 				}
 				after, _ := os.ReadFile(file)
@@ -1368,7 +1374,7 @@ func TestVersion(t *testing.T) {
 					t.Error("Open changed a file of another version")
 				}
 				// The lock was let go.
-				data[8] = 1
+				data[8] = Version
 				os.WriteFile(file, data, 0o600)
 				m, _, _ := openT(t, dir, Options{})
 				closeT(t, m)
@@ -1380,7 +1386,7 @@ func TestVersion(t *testing.T) {
 		m, _, _ := openT(t, dir, Options{})
 		closeT(t, m)
 		data, _ := os.ReadFile(jpath(dir, 1))
-		binary.LittleEndian.PutUint32(data[8:12], 2)
+		binary.LittleEndian.PutUint32(data[8:12], Version+1)
 		os.WriteFile(jpath(dir, 1), data, 0o600)
 		if _, _, _, err := Open(dir, Options{}); !errors.Is(err, ErrVersion) {
 			t.Fatalf("Open = %v", err)
@@ -2131,4 +2137,86 @@ func TestNextAboveMax(t *testing.T) {
 	if d.next(&r) || d.err == nil {
 		t.Errorf("entry naming inode 2^64-1: decoded; want an out-of-range error")
 	}
+}
+
+// TestLoan: a loan record marks the inode record before it as of a lent
+// file, through the journal and through a snapshot; a later inode record
+// alone ends the loan.
+func TestLoan(t *testing.T) {
+	dir := newStoreDir(t)
+	m, _, _ := openT(t, dir, Options{})
+	lent := Inode{Ino: RootIno + 1, Mode: syscall.S_IFREG | 0o644, Size: 9, Blob: 1, Lent: true, FileMtime: 11, FileCtime: 12}
+	b := m.Batch()
+	b.Inode(&Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o755})
+	b.Entry(RootIno, "f", lent.Ino)
+	b.Inode(&lent)
+	other := lent
+	other.Ino, other.Blob = RootIno+2, 2
+	b.Entry(RootIno, "g", other.Ino)
+	b.Inode(&other)
+	commitT(t, m, b)
+	closeT(t, m)
+
+	check := func(what string, st *State, wantF, wantG bool) {
+		t.Helper()
+		for ino, want := range map[uint64]bool{lent.Ino: wantF, other.Ino: wantG} {
+			in := st.Inodes[ino]
+			if in == nil || in.Lent != want || want && (in.FileMtime != 11 || in.FileCtime != 12) {
+				t.Fatalf("%s: inode %d = %+v, want lent=%v with the store file's times 11, 12", what, ino, in, want)
+			}
+		}
+	}
+	m, st, _ := openT(t, dir, Options{})
+	check("journal", st, true, true)
+	ended := other
+	ended.Lent = false
+	b = m.Batch()
+	b.Inode(&ended)
+	commitT(t, m, b)
+	closeT(t, m)
+	m, st, _ = openT(t, dir, Options{})
+	check("after the loan of g ended", st, true, false)
+	if err := m.Rewrite(st); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, m)
+	m, st, _ = openT(t, dir, Options{})
+	check("snapshot", st, true, false)
+	closeT(t, m)
+}
+
+// TestOlderVersion: a store of format version 1 loads, and Open rewrites
+// it in the current version before anything else.
+func TestOlderVersion(t *testing.T) {
+	base, tr := snapshotStore(t, 8)
+	dir := copyStore(t, base)
+	for _, n := range metaNames(t, dir) {
+		p := filepath.Join(dir, n)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(data[8:12], 1)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := Open(dir, Options{ReadOnly: true}); err != nil {
+		t.Fatalf("read-only Open of a version 1 store: %v", err)
+	}
+	m, st, rep := openT(t, dir, Options{})
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "format version") }) {
+		t.Errorf("notes %q do not say the metadata was rewritten", rep.Notes)
+	}
+	checkState(t, st, tr.st)
+	closeT(t, m)
+	for _, n := range metaNames(t, dir) {
+		data, _ := os.ReadFile(filepath.Join(dir, n))
+		if v := binary.LittleEndian.Uint32(data[8:12]); v != Version {
+			t.Errorf("%s is of version %d after Open, want %d", n, v, Version)
+		}
+	}
+	m, st, _ = openT(t, dir, Options{})
+	checkState(t, st, tr.st)
+	closeT(t, m)
 }

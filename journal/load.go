@@ -167,6 +167,9 @@ func (m *Meta) readSnapshot(mf metaFile) (*State, int64, error) {
 	if kind != kindSnapshot || gen != mf.gen {
 		return st, int64(len(data)), fmt.Errorf("header says kind %d generation %d", kind, gen)
 	}
+	if headerVersion(data) < Version {
+		m.older = true
+	}
 	ended := false
 	_, _, err = decodeFrames(data, headerSize, 1, func(r *record) {
 		if r.typ == recEnd {
@@ -208,6 +211,8 @@ func (m *Meta) replay(mf metaFile, st *State, rep *Report, salvage bool) (valid,
 			return 0, int64(len(data)), 1, nil
 		}
 		// The frames after it may be intact.
+	} else if headerVersion(data) < Version {
+		m.older = true
 	}
 	off, seq := headerSize, uint64(1)
 	for {

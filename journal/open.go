@@ -76,6 +76,10 @@ type Meta struct {
 	err      error  // Protected by mu: a failure that stops all commits.
 	snapSize int64  // Protected by mu: bytes of the last snapshot.
 	reserved int64  // Protected by mu: room kept for reserved batches (reserve.go).
+
+	// older is set by load when a file it read is of an older format
+	// version; Open then rewrites the metadata.
+	older bool
 }
 
 // Open loads the snapshot and journals in dir, the journal's directory,
@@ -96,6 +100,18 @@ func Open(dir string, opts Options) (*Meta, *State, *Report, error) {
 	st, err := m.load(rep, opts.Salvage)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if m.older && !m.ro && len(rep.Damage) == 0 {
+		// Before any change: an older mmapfs then refuses the store by
+		// its version rather than take records it does not know for a
+		// damaged tail. (Damaged metadata is rewritten by fsck --repair
+		// anyway.)
+		if err := m.Rewrite(st); err != nil {
+			m.Close()
+			return nil, nil, nil, fmt.Errorf("journal: rewriting the metadata in format version %d: %w", Version, err)
+		}
+		rep.Generation = m.gen
+		rep.Notes = append(rep.Notes, fmt.Sprintf("rewrote the metadata in format version %d", Version))
 	}
 	return m, st, rep, nil
 }

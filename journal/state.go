@@ -63,6 +63,11 @@ func (s *State) apply(r *record) {
 		if in := s.Inodes[r.ino]; in != nil {
 			delete(in.Xattr, r.name)
 		}
+	case recLoan:
+		if in := s.Inodes[r.ino]; in != nil {
+			in.Lent = true
+			in.FileMtime, in.FileCtime = r.inode.FileMtime, r.inode.FileCtime
+		}
 	case recFree:
 		delete(s.Inodes, r.ino)
 		delete(s.Entries, r.ino)
