@@ -884,9 +884,9 @@ func crpCases(t *testing.T, tp *crpTemplates) []crpCase {
 	for _, which := range []string{"snapshot", "journal"} {
 		cases = append(cases, crpCase{
 			name: "version-99-in-" + which, killed: which == "journal", damage: setVersion(which, 99),
-			mustRefuse: true, refuseSay: []string{"version 99", "version 1"},
+			mustRefuse: true, refuseSay: []string{"version 99", "versions 1 to 2"},
 			fsck: []int{8}, fsckSay: []string{"version 99"}, repair: []int{8},
-			unfixable: setVersion(which, 1), fixS2: crpS2Files,
+			unfixable: setVersion(which, 2), fixS2: crpS2Files,
 		})
 	}
 	// (7) A store file deleted; (8) cut short; (9) replaced by a directory.
