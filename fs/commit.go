@@ -140,6 +140,12 @@ func (n *node) recordLocked(in *journal.Inode, a *attrs) {
 		in.Size = v.blob.Size()
 		in.Blob = v.blob.ID()
 		in.Alloc = v.blob.Allocated()
+		if v.writers > 0 {
+			// The kernel may write the store file (store/loans.go).
+			in.Lent = true
+			in.FileMtime = v.seen.m.Nano()
+			in.FileCtime = v.seen.c.Nano()
+		}
 	case *Symlink:
 		in.Target = v.target
 	}

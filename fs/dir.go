@@ -65,10 +65,12 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 	return ch, 0
 }
 
-// add makes a new node of the given mode for the caller in ctx, lets
-// setup fill in its kind's fields, and links it into d as name: one
-// record of the new inode, its entry and d's new times.
-func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeEmbedder, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+// add makes a new node of the given mode for the caller in ctx and links
+// it into d as name: one record of the new inode, its entry and d's new
+// times. ready, if not nil, runs once the node is made and before it is
+// recorded (Create opens the new file there); if the change then fails,
+// undo runs.
+func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeEmbedder, out *fuse.EntryOut, ready, undo func()) (*gofs.Inode, syscall.Errno) {
 	if errno := checkName(name); errno != 0 {
 		return nil, errno
 	}
@@ -87,6 +89,9 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	// Before the record: it needs n.Operations(). The Inode is only
 	// go-fuse's once this returns it.
 	ch := d.NewPersistentInode(ctx, ops, n.stable())
+	if ready != nil {
+		ready()
+	}
 	na := n.attrsLocked() // n is no one else's yet
 	c := d.fsys.begin(&d.node)
 	da := d.attrsLocked()
@@ -96,6 +101,9 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	c.inode(&d.node, &da)
 	if errno := c.commit(); errno != 0 {
 		c.end()
+		if undo != nil {
+			undo()
+		}
 		d.fsys.freeIno()
 		return nil, errno
 	}
@@ -121,12 +129,17 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ch, errno := d.add(ctx, name, syscall.S_IFREG|mode&07777, f, out)
+	// Opened before it is recorded: a loan for writing is recorded with
+	// the new inode (lend.go).
+	var fh *handle
+	var fuseFlags uint32
+	ch, errno := d.add(ctx, name, syscall.S_IFREG|mode&07777, f, out,
+		func() { fh, fuseFlags = f.opened(ctx, flags) },
+		func() { f.unopened(fh) })
 	if errno != 0 {
 		f.blob.Free()
 		return nil, nil, 0, errno
 	}
-	fh, fuseFlags := f.opened(ctx, flags)
 	return ch, fh, fuseFlags, 0
 }
 
@@ -145,23 +158,24 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	f.initNode(d.fsys, ino, syscall.S_IFREG|mode&07777, callerOf(ctx), d)
 	f.nlink = 0
 	ch := d.NewPersistentInode(ctx, f, f.stable())
-	fa := f.attrsLocked() // f is no one else's yet
+	fh, fuseFlags := f.opened(ctx, flags) // recorded with the inode
+	fa := f.attrsLocked()                 // f is no one else's yet
 	c := d.fsys.begin()
 	defer c.end()
 	c.newInode(&f.node, &fa)
 	if errno := c.commit(); errno != 0 {
+		f.unopened(fh)
 		d.fsys.freeIno()
 		f.blob.Free()
 		return nil, nil, 0, errno
 	}
 	f.attr(&out.Attr)
-	fh, fuseFlags := f.opened(ctx, flags)
 	return ch, fh, fuseFlags, 0
 }
 
 // Mkdir implements gofs.NodeMkdirer.
 func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return d.add(ctx, name, syscall.S_IFDIR|mode&07777, &Dir{}, out)
+	return d.add(ctx, name, syscall.S_IFDIR|mode&07777, &Dir{}, out, nil, nil)
 }
 
 // Mknod implements gofs.NodeMknoder: FIFOs, sockets, device nodes, and
@@ -173,7 +187,7 @@ func (d *Dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, o
 		if errno != 0 {
 			return nil, errno
 		}
-		ch, errno := d.add(ctx, name, syscall.S_IFREG|mode&07777, f, out)
+		ch, errno := d.add(ctx, name, syscall.S_IFREG|mode&07777, f, out, nil, nil)
 		if errno != 0 {
 			f.blob.Free()
 		}
@@ -181,7 +195,7 @@ func (d *Dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, o
 	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
 		s := &Special{}
 		s.rdev = dev
-		return d.add(ctx, name, mode&(syscall.S_IFMT|07777), s, out)
+		return d.add(ctx, name, mode&(syscall.S_IFMT|07777), s, out, nil, nil)
 	}
 	return nil, syscall.EINVAL
 }
@@ -191,7 +205,7 @@ func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	if len(target) > symlinkMax {
 		return nil, syscall.ENAMETOOLONG
 	}
-	return d.add(ctx, name, syscall.S_IFLNK|0o777, &Symlink{target: []byte(target)}, out)
+	return d.add(ctx, name, syscall.S_IFLNK|0o777, &Symlink{target: []byte(target)}, out, nil, nil)
 }
 
 // Link implements gofs.NodeLinker. A file made with O_TMPFILE gets its

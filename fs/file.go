@@ -31,6 +31,14 @@ type File struct {
 	// and atime when the server last looked (observeLocked).
 	loans int
 	seen  fileTimes
+	// writers counts the lent handles open for writing: while it is not
+	// 0, the journal records the file as lent (package store, loans.go).
+	// keptLoan: the record that ends a loan could not be committed at a
+	// close, so one loan of the blob is kept without a handle (the store
+	// file stays the truth), counted in writers but not in loans, until a
+	// later close can end it.
+	writers  int
+	keptLoan bool
 	// unsaved: observe took a change into the node that the journal
 	// does not have yet.
 	unsaved bool
@@ -54,35 +62,82 @@ func (f *File) sizeBlocks() (uint64, uint64) {
 	return uint64(f.blob.Size()), uint64(f.blob.Allocated()) / 512
 }
 
-// Open implements gofs.NodeOpener.
+// Open implements gofs.NodeOpener: O_TRUNC, and the record of a loan for
+// writing (lend.go), in one frame.
 func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
-		if errno := f.truncate(0); errno != 0 {
+	trunc := flags&syscall.O_TRUNC != 0 && writable(flags)
+	c := f.fsys.begin()
+	defer c.end()
+	room := true
+	if trunc || f.fsys.lendsForWriting(flags) {
+		if errno := c.reserve(); errno != 0 {
+			if trunc {
+				return nil, 0, errno
+			}
+			room = false
+		}
+	}
+	var undo func()
+	if trunc {
+		var errno syscall.Errno
+		if undo, errno = f.resize(0); errno != 0 {
 			return nil, 0, errno
 		}
 	}
-	fh, fuseFlags := f.opened(ctx, flags)
-	return fh, fuseFlags, 0
+	c.lock(&f.node)
+	h, fuseFlags, record, errno := f.openedLocked(ctx, flags, room)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	switch {
+	case trunc:
+		errno = f.commitDataLocked(&c, undo)
+	case record:
+		a := f.attrsLocked()
+		c.inode(&f.node, &a)
+		errno = c.commit()
+	}
+	if errno != 0 {
+		f.unopenLocked(h)
+		return nil, 0, errno
+	}
+	return h, fuseFlags, 0
 }
+
+// writable reports whether open flags allow writing.
+func writable(flags uint32) bool { return flags&syscall.O_ACCMODE != syscall.O_RDONLY }
 
 // Release implements gofs.NodeReleaser. The last release of a file with
 // no link left reclaims it.
 func (f *File) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	h, _ := fh.(*handle)
 	c := f.fsys.begin(&f.node)
+	wasLent := f.writers > 0
+	returns := 0 // loans of the blob to give back
 	if h != nil && h.lent {
 		f.observeLocked(false)
 		f.loans--
-		if err := f.blob.Return(); err != nil {
-			f.fsys.log.Error("passthrough: taking back a store file", zap.Uint64("ino", f.ino), zap.Error(err))
+		returns++
+		if h.writer {
+			f.writers--
 		}
+	}
+	if f.keptLoan && f.writers == 1 {
+		// Only the loan kept at an earlier close is left: end it now.
+		f.keptLoan = false
+		f.writers--
+		returns++
 	}
 	if h != nil && h.cached {
 		f.cached--
 	}
 	f.opens--
 	gone := f.unusedLocked(f.nlink)
-	save := !gone && f.unsaved && f.loans == 0
+	// The record that ends a loan for writing comes before the store file
+	// is given back (and grown to whole windows): until it is committed,
+	// the journal says the store file's length is the size.
+	endLoan := wasLent && f.writers == 0
+	save := !gone && (endLoan || f.unsaved && f.loans == 0)
 	if gone {
 		c.free(&f.node)
 	} else if save {
@@ -92,8 +147,22 @@ func (f *File) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	// A failure is logged by commit; a close cannot fail. Unsaved times
 	// stay unsaved, and a file whose end is not recorded is reclaimed at
 	// the next mount, as one unlinked while open.
-	if errno := c.commit(); errno == 0 && save {
+	errno := c.commit()
+	if errno == 0 && save {
 		f.unsaved = false
+	}
+	if errno != 0 && endLoan && !gone {
+		// The journal still records the loan: one loan of the blob is
+		// kept, without a handle, so that the store file stays the
+		// truth, until a later close can end it.
+		f.keptLoan = true
+		f.writers++
+		returns--
+	}
+	for ; returns > 0; returns-- {
+		if err := f.blob.Return(); err != nil {
+			f.fsys.log.Error("passthrough: taking back a store file", zap.Uint64("ino", f.ino), zap.Error(err))
+		}
 	}
 	if gone {
 		f.markReclaimedLocked()
@@ -289,7 +358,7 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 // Preconditions: f is locked by c.
 func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
 	now := time.Now()
-	if f.loans > 0 {
+	if f.lentLocked() {
 		f.observeLocked(false)
 		if st, ok, err := f.blob.FileStat(); ok && err == nil {
 			f.seen = timesOf(&st)

@@ -38,6 +38,8 @@ type handle struct {
 	// cached: the handle was not offered the store file, so the kernel
 	// may cache it (unless the node had a backing file already).
 	cached bool
+	// writer: a lent handle open for writing, counted in File.writers.
+	writer bool
 }
 
 var _ = (gofs.FilePassthroughFder)((*handle)(nil))
@@ -47,18 +49,60 @@ var _ = (gofs.FilePassthroughFder)((*handle)(nil))
 // serving the open.
 func (h *handle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 }
 
-// opened counts a new open handle. With passthrough on, every handle holds
-// a loan of the store file (even one the kernel is not to get: go-fuse
-// passes through every open of a node that has a backing file already), and
-// is offered the file for passthrough when mayLendLocked allows. A blob
-// that cannot be lent (its store file is gone, descriptors ran out, it was
-// freed after the last unlink) is served through the server; a blob
-// already lent always can be.
-func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint32) {
-	h := &handle{f: f, fd: -1}
+// opened counts a new open handle, as openedLocked does, for an open that
+// records nothing: one of a file that is no one else's yet, whose record
+// the caller commits after (Create, Tmpfile).
+//
+// Preconditions: f is not visible to anyone yet.
+func (f *File) opened(ctx context.Context, flags uint32) (*handle, uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	h, fuseFlags, _, _ := f.openedLocked(ctx, flags, true)
+	return h, fuseFlags
+}
+
+// lendsForWriting reports whether an open with flags may lend a store file
+// that the journal must then record as lent.
+func (fsys *filesystem) lendsForWriting(flags uint32) bool {
+	return fsys.persist != nil && fsys.passthrough.Load() && writable(flags)
+}
+
+// lentLocked reports whether the blob is lent: by an open handle, or by the
+// loan a close kept.
+//
+// Preconditions: f.mu is held.
+func (f *File) lentLocked() bool { return f.loans > 0 || f.keptLoan }
+
+// openedLocked counts a new open handle. With passthrough on, every handle
+// holds a loan of the store file (even one the kernel is not to get:
+// go-fuse passes through every open of a node that has a backing file
+// already), and is offered the file for passthrough when mayLendLocked
+// allows. A blob that cannot be lent (its store file is gone, descriptors
+// ran out, it was freed after the last unlink) is served through the
+// server; a blob already lent always can be.
+//
+// With a store, a handle open for writing that holds a loan makes the
+// file lent for writing in the journal (package store, loans.go): when it
+// is the first, record says that the caller must commit the file's record
+// before the open is answered, and undo the open (unopenLocked) if that
+// fails. Without room for that record (room false) the open is served
+// through the server instead, or fails with ENOSPC if other loans of the
+// file would make go-fuse pass it through all the same.
+//
+// Preconditions: f.mu is held.
+func (f *File) openedLocked(ctx context.Context, flags uint32, room bool) (h *handle, fuseFlags uint32, record bool, errno syscall.Errno) {
+	h = &handle{f: f, fd: -1}
 	if f.fsys.passthrough.Load() {
+		forWriting := f.fsys.lendsForWriting(flags)
+		if forWriting && !room {
+			if f.loans > 0 {
+				return nil, 0, false, syscall.ENOSPC
+			}
+			h.cached = true
+			f.cached++
+			f.opens++
+			return h, f.fuseFlagsLocked(), false, 0
+		}
 		// Not while a handle the kernel caches is open: the kernel
 		// refuses (EIO) a passthrough open of an inode it caches, and
 		// the other way round.
@@ -76,13 +120,18 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 			f.fsys.log.Log(lvl, "passthrough: cannot lend a store file; its open goes through the server (further cases at debug level)",
 				zap.Uint64("ino", f.ino), zap.Error(err))
 		default:
-			if f.loans == 0 {
+			if !f.lentLocked() {
 				if st, ok, err := f.blob.FileStat(); ok && err == nil {
 					f.seen = timesOf(&st)
 				}
 			}
 			f.loans++
 			h.lent, h.fd = true, fd
+			if writable(flags) {
+				h.writer = true
+				f.writers++
+				record = forWriting && f.writers == 1
+			}
 		}
 		if fd >= 0 {
 			h.ownFD = !f.fsys.closeAfterOpen(ctx, fd)
@@ -92,6 +141,13 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 		}
 	}
 	f.opens++
+	return h, f.fuseFlagsLocked(), record, 0
+}
+
+// fuseFlagsLocked returns the FOPEN flags of a new open handle.
+//
+// Preconditions: f.mu is held; the handle is counted in f.opens.
+func (f *File) fuseFlagsLocked() uint32 {
 	// Flush does nothing (data is in the store as soon as a write is
 	// answered, and the kernel keeps POSIX locks itself), so the kernel
 	// need not send it at every close: one round trip fewer per close.
@@ -119,7 +175,41 @@ func (f *File) opened(ctx context.Context, flags uint32) (gofs.FileHandle, uint3
 		// of its own.)
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	return h, fuseFlags
+	return fuseFlags
+}
+
+// unopened undoes opened.
+//
+// Preconditions: f is not visible to anyone yet.
+func (f *File) unopened(h *handle) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unopenLocked(h)
+}
+
+// unopenLocked undoes openedLocked, for an open that then fails: the kernel
+// never gets the handle.
+//
+// Preconditions: f.mu is held.
+func (f *File) unopenLocked(h *handle) {
+	if h.lent {
+		f.loans--
+		if h.writer {
+			f.writers--
+		}
+		if err := f.blob.Return(); err != nil {
+			f.fsys.log.Error("passthrough: taking back a store file", zap.Uint64("ino", f.ino), zap.Error(err))
+		}
+		if h.ownFD {
+			unix.Close(h.fd)
+		}
+		// A descriptor closeAfterOpen took is closed as the request
+		// ends; go-fuse hands nothing to the kernel for a failed open.
+	}
+	if h.cached {
+		f.cached--
+	}
+	f.opens--
 }
 
 // mayLendLocked reports whether the kernel may write the file without the
@@ -151,10 +241,10 @@ func (f *File) observe(save bool) syscall.Errno {
 //
 // Preconditions: f.mu is held.
 func (f *File) observeLocked(save bool) syscall.Errno {
-	if save && f.unsaved && f.loans == 0 {
+	if save && f.unsaved && !f.lentLocked() {
 		return f.saveUnsavedLocked()
 	}
-	if f.loans == 0 {
+	if !f.lentLocked() {
 		return 0
 	}
 	st, ok, err := f.blob.FileStat()

@@ -67,6 +67,18 @@ func (b *Blob) allocLocked(ps, pe int64, partial bool) (int64, error) {
 func (b *Blob) allocWriteLocked(off, n int64) (int64, error) {
 	ps, pe := off>>pageShift, pageUp(off+n)
 	if b.alloc.covers(ps, pe) {
+		if b.fileSize < b.s.fileTarget(pageOff(pe)) {
+			// A store file taken back from a loan at its own length
+			// (Return) grows as it would have for the pages.
+			fd, err := b.s.acquireFD(b, false)
+			if err != nil {
+				return 0, err
+			}
+			defer b.s.releaseFD(b)
+			if err := b.growFileLocked(fd, pe); err != nil {
+				return 0, err
+			}
+		}
 		return n, nil
 	}
 	got, err := b.allocLocked(ps, pe, true)

@@ -51,12 +51,15 @@ type Blob struct {
 	// true also under Store.mu, by openFDLocked).
 	// +checklocks:mu
 	hasFile bool
-	// fileSize is the store file's size: it covers every allocated page,
-	// rounded up to a window (or to Store.mapLimit, or Store.fileLimit for
-	// lastPage), so every window that is mapped lies inside the file. It
-	// never shrinks below a mapped window (freeing lastPage cuts the file
-	// short for a moment; Lend cuts it to the size once the windows are
-	// unmapped). Protected by mu.
+	// fileSize is the store file's size: it covers every allocated page.
+	// When the blob grows it is rounded up to a window (or to
+	// Store.mapLimit, or Store.fileLimit for lastPage); after a loan it
+	// is the file's own length (Return), and the last window it does not
+	// cover whole is read and written with pread and pwrite
+	// (forWindowsLocked). Every window that is mapped lies inside the
+	// file: it never shrinks below a mapped window (freeing lastPage cuts
+	// the file short for a moment; Lend cuts it to the size once the
+	// windows are unmapped). Protected by mu.
 	// +checklocks:mu
 	fileSize int64
 	// loan is set while the blob is lent (lend.go). Protected by mu.

@@ -200,7 +200,8 @@ func (b *Blob) checkLocked(c *checker) {
 	// reserved past the end of the file makes it data (Allocate).
 	case b.alloc.pages > 0 && !b.hasFile:
 		c.add("blob %x: pages allocated without a store file", b.id)
-	case pageOff(b.alloc.last()) > b.fileSize:
+	case pageOff(b.alloc.last()) > pageOff(pageUp(b.fileSize)):
+		// (A file taken back from a loan ends inside its last page.)
 		c.add("blob %x: allocated page %d past the store file's end %d", b.id, b.alloc.last()-1, b.fileSize)
 	}
 }

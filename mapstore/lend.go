@@ -25,8 +25,8 @@ import (
 //     (pread, pwrite, ftruncate, fallocate, lseek) on its descriptor (the
 //     store's, as for any blob), leaving the windows and page sets alone:
 //     the kernel's writes do not show in them.
-//   - Return rebuilds the page sets from the file and grows it back to a
-//     window. Data pages are what SEEK_DATA finds. Pages reserved by
+//   - Return rebuilds the page sets from the file, which keeps its length
+//     (until the blob grows: growFileLocked). Data pages are what SEEK_DATA finds. Pages reserved by
 //     fallocate without data cannot be found that way (tmpfs reports them
 //     as holes, and mincore does not see them), so the loan keeps them: it
 //     starts with the blob's and follows the fallocate calls, punches and
@@ -196,9 +196,14 @@ func (b *Blob) Return() error {
 	defer s.releaseFD(b)
 	var st unix.Stat_t
 	err = unix.Fstat(fd, &st)
-	// The file grows back to a window before its data is read: pages
-	// past the end that a second fallocate made data (tmpfs) show then.
-	target := s.fileTarget(max(st.Size, pageOff(l.reserved.last())))
+	// The file keeps its length, which is the blob's size: a crash
+	// before the server's record of the returned file is durable leaves
+	// the store file the truth about its size (package store, loans.go),
+	// and forWindowsLocked reads what no whole window of it covers with
+	// pread. It grows to cover the pages reserved past the end only, as
+	// the page sets require, before its data is read: pages there that
+	// a second fallocate made data (tmpfs) show then.
+	target := max(st.Size, pageOff(l.reserved.last()))
 	if err == nil && st.Size < target {
 		err = s.sys.Ftruncate(fd, target)
 	}

@@ -211,6 +211,23 @@ func TestLendFileLength(t *testing.T) {
 	if _, ok, _ := b.FileStat(); ok {
 		t.Fatal("FileStat ok after return")
 	}
+	// The store file keeps its length after the loan (a crash before the
+	// server records the size leaves it the truth), until the blob grows.
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != 9004 {
+		t.Fatalf("store file taken back: size %d, %v; want 9004", st.Size, err)
+	}
+	got := make([]byte, 9004)
+	if n, err := b.ReadAt(got, 0); n != 9004 || err != nil && err != io.EOF {
+		t.Fatalf("ReadAt after return = %d, %v", n, err)
+	}
+	want := append(append(pattern(5000, 1), make([]byte, 4000)...), "tail"...)
+	if !bytes.Equal(got, want) {
+		t.Fatal("ReadAt after return: wrong bytes")
+	}
+	mustWrite(t, b, []byte("more"), 9004)
+	if want := s.fileTarget(pageOff(pageUp(9008))); unix.Fstat(fd, &st) != nil || st.Size != want {
+		t.Fatalf("store file after growing: size %d; want whole windows, %d", st.Size, want)
+	}
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ import (
 // with keep appended to *keep, for the caller to unpin once done with mem.
 // The bytes at or past mapLimit (lastPage), which no window maps, come last
 // as one piece in a buffer: read into it with pread before fn, or with write
-// written out of it with pwrite after fn. With write, fn must fill all of
+// written out of it with pwrite after fn; so do those of a window the store
+// file does not cover whole (after a loan, see Return), one piece each. With write, fn must fill all of
 // mem. It must not keep mem past the call, except a window's with keep, and
 // the buffer, which is its own.
 //
@@ -38,6 +39,17 @@ func (b *Blob) forWindowsLocked(off, end int64, write bool, keep *[]*window, fn 
 			return b.bounceLocked(pos, end, write, fn)
 		}
 		idx := pos >> s.winShift
+		if wend := idx<<s.winShift + s.windowLen(idx); b.fileSize < wend {
+			// The store file does not cover the window (it was
+			// taken back from a loan at its own length): through
+			// pread and pwrite.
+			next := min(end, wend)
+			if done, err := b.bounceLocked(pos, next, write, fn); err != nil {
+				return done, err
+			}
+			pos = next
+			continue
+		}
 		w, err := s.pinWindow(b, idx)
 		if err != nil {
 			return pos, err
@@ -60,7 +72,8 @@ func (b *Blob) forWindowsLocked(off, end int64, write bool, keep *[]*window, fn 
 }
 
 // bounceLocked is forWindowsLocked for [off, end) at or past mapLimit, in
-// lastPage (less than a page): fn gets a buffer instead of a mapping.
+// lastPage (less than a page), or in a window the store file does not
+// cover: fn gets a buffer instead of a mapping.
 //
 // Preconditions: as forWindowsLocked.
 //
@@ -68,7 +81,11 @@ func (b *Blob) forWindowsLocked(off, end int64, write bool, keep *[]*window, fn 
 func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos int64) error) (int64, error) {
 	buf := make([]byte, end-off)
 	if !write {
-		if _, err := b.fileIOLocked(buf, off, false); err != nil {
+		// Past the end of a store file taken back from a loan, in its
+		// last page, the bytes read as zeros, as in a mapping of the
+		// page (buf is zeros).
+		if n, err := b.fileIOLocked(buf, off, false); err != nil &&
+			!(errors.Is(err, io.ErrUnexpectedEOF) && off+int64(n) >= b.fileSize) {
 			return off, err
 		}
 	}
@@ -78,8 +95,28 @@ func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos 
 	if !write {
 		return end, nil
 	}
-	n, err := b.fileIOLocked(buf, off, true)
+	out := buf
+	if keep := b.fileSize - off; keep >= 0 && keep < int64(len(out)) && isZeros(out[keep:]) {
+		// Zeros past the end of a store file taken back from a loan
+		// (the rest of its last page) read as zeros already; writing
+		// them would make the file longer than the blob knows.
+		out = out[:keep]
+	}
+	n, err := b.fileIOLocked(out, off, true)
+	if err == nil {
+		return end, nil
+	}
 	return off + int64(n), err
+}
+
+// isZeros reports whether p holds only zeros.
+func isZeros(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readLocked fills p with the blob's bytes at off: data pages from the

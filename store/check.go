@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"mmapfs/journal"
 )
 
@@ -118,6 +120,9 @@ func Check(dir string, opts CheckOptions) (*CheckReport, error) {
 		c.rep.Tidied = rep.Notes
 	}
 
+	// Files open for writing with passthrough when the server stopped,
+	// as a mount would take them (recovery, not a problem).
+	settleLoans(st, blobsPath(dir), zap.NewNop())
 	c.checkTree(st, damaged)
 	c.checkData(st, damaged)
 	c.checkForeign()

@@ -7,8 +7,8 @@ import (
 )
 
 // recoverTree repairs what a crash leaves behind in the loaded tree st
-// (files unlinked while open, store files no inode names, and whatever
-// Validate finds), commits the repairs, and sets the store's numbering
+// (files lent for writing, see loans.go; files unlinked while open, store
+// files no inode names; and whatever Validate finds), commits the repairs, and sets the store's numbering
 // above every id st holds. A new store's empty tree is returned as it is:
 // the filesystem makes its root.
 func (s *Store) recoverTree(st *journal.State) (*Tree, error) {
@@ -16,6 +16,13 @@ func (s *Store) recoverTree(st *journal.State) (*Tree, error) {
 		return &Tree{State: st}, nil
 	}
 	var b journal.Batch
+	if settled := settleLoans(st, s.files, s.log); len(settled) > 0 {
+		for _, in := range settled {
+			b.Inode(in)
+		}
+		s.log.Info("recovered the store: files open for writing with passthrough when the server stopped take their size and times from their store files",
+			zap.Int("files", len(settled)))
+	}
 	problems, nlink := st.Validate()
 	st.Fix(problems, &b) // the data of freed inodes goes with the strays below
 	freed := 0

@@ -7,6 +7,7 @@ package tests
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -202,7 +203,8 @@ func TestPassthroughBinary(t *testing.T) {
 }
 
 // TestPassthroughBinaryModes: --passthrough=off serves through the server
-// with no tmpfs of its own; --store uses passthrough only when asked.
+// with no tmpfs of its own; --store uses passthrough by default, except
+// with size=.
 func TestPassthroughBinaryModes(t *testing.T) {
 	needRoot(t)
 	t.Parallel()
@@ -219,20 +221,20 @@ func TestPassthroughBinaryModes(t *testing.T) {
 	p.binWait()
 
 	store := filepath.Join(t.TempDir(), "store")
-	p2 := binStart(t, nil, "mount", "--store", store, mnt)
+	p2 := binStart(t, nil, "mount", "--store", store, "--size", "64M", mnt)
 	binWaitMounted(t, p2, mnt)
 	binWaitOutput(t, p2, "mounted ")
-	if !strings.Contains(p2.output.String(), "passthrough off: with --store it is used only when asked for") {
-		t.Errorf("--store: no word on passthrough being off:\n%s", p2.output)
+	if !strings.Contains(p2.output.String(), "passthrough off: with --store and size=") {
+		t.Errorf("--store --size: no word on passthrough being off:\n%s", p2.output)
 	}
 	p2.binSignal(syscall.SIGTERM)
 	p2.binWait()
 
-	p3 := binStart(t, nil, "mount", "--store", store, "--passthrough=on", mnt)
+	p3 := binStart(t, nil, "mount", "--store", store, mnt)
 	binWaitMounted(t, p3, mnt)
 	binWaitOutput(t, p3, "mounted ")
 	if !strings.Contains(p3.output.String(), "passthrough on") {
-		t.Errorf("--store --passthrough=on: passthrough not on:\n%s", p3.output)
+		t.Errorf("--store: passthrough not on by default:\n%s", p3.output)
 	}
 	binReadWrite(t, mnt) // the file of the first mount is rewritten, through the kernel
 	p3.binSignal(syscall.SIGTERM)
@@ -379,5 +381,19 @@ func TestPassthroughCacheAfterLend(t *testing.T) {
 	noErr(t, os.Chmod(p, 0o4755), "chmod u+s")
 	if got := readFile(t, p); got[0] != 'd' || got[8191] != 'd' {
 		t.Errorf("cached open after a passthrough write reads %q...", got[:8])
+	}
+}
+
+// needPassthrough skips a test that needs FUSE passthrough where the
+// kernel cannot give it: it needs root and Linux 6.9 or later.
+func needPassthrough(t testing.TB) {
+	t.Helper()
+	needRoot(t)
+	var u unix.Utsname
+	noErr(t, unix.Uname(&u), "uname")
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	if major < 6 || major == 6 && minor < 9 {
+		t.Skipf("FUSE passthrough needs Linux 6.9 or later (this is %d.%d)", major, minor)
 	}
 }

@@ -94,11 +94,10 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		}
 		defer s.Close()
 		st = s
-		if o.Passthrough == "auto" {
-			// Sizes grown by the kernel's writes reach the journal
-			// only when the server looks (stat, fsync, close): a
-			// crash of the server could cut such a file short.
-			passthroughOff = errors.New("with --store it is used only when asked for (--passthrough=on)")
+		if o.Passthrough == "auto" && o.Size > 0 {
+			// The kernel's writes to the store files would not keep
+			// the limit (with --passthrough=on, size= is refused).
+			passthroughOff = errors.New("with --store and size= the server must see every write to keep the limit (leave size= out to have passthrough: the store's filesystem is then the limit)")
 		}
 	} else {
 		memdir := o.MemDir

@@ -97,11 +97,13 @@ OPTIONS
         tmpfs. It needs Linux 6.9 or later and CAP_SYS_ADMIN; with a
         size limit, the memory store gets a tmpfs of its own of that
         size (mounted on its private directory), which keeps the limit.
-        auto uses it where it works and says once at start when it does
-        not; with --store, auto means off, because sizes grown by the
-        kernel's writes reach the journal only at stat, fsync and close
-        (a crash of the server could cut such a file short). on refuses
-        to mount without it. Default: auto.
+        With --store, a file open for writing is recorded as such, and
+        after a crash of the server its size, data and times are taken
+        from its store file, so nothing the kernel wrote is lost; there
+        the kernel's writes would not keep size=, so auto means off with
+        --store and size=, and on refuses that pair. auto uses it where
+        it works and says once at start when it does not; on refuses to
+        mount without it. Default: auto.
 
     --fsname NAME, -o fsname=NAME
         The source shown in /proc/mounts and by df(1). Default: SOURCE if
