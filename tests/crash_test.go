@@ -18,6 +18,11 @@ package tests
 // instead. At the end: a clean unmount, a mount that must show the model
 // exactly, and `mmapfs fsck --store DIR`, which must exit 0.
 //
+// The server uses passthrough (as root), except on a quarter of the mounts;
+// half of the writes keep their descriptor open for later writes of the
+// path, so the kill often finds files open for writing, which the kernel
+// writes without the server.
+//
 // Times are not compared (tests/persist_test.go does, for clean unmounts
 // and a kill). No file of the mount is mapped from this process: a process
 // that touches a mapping of a FUSE mount whose server is killed can crash.
@@ -546,7 +551,7 @@ func (g *crashGen) make(kind string) (crashOp, bool) {
 // crashExec does op on the mount at mnt. The error is that of the call
 // that does the op's change (an open before it changes nothing; a close
 // after it fails on a dead mount without undoing the change).
-func crashExec(mnt string, op crashOp) error {
+func crashExec(mnt string, op crashOp, held *crashFDs) error {
 	p := filepath.Join(mnt, op.Path)
 	p2 := filepath.Join(mnt, op.Path2)
 	openDo := func(flags int, do func(fd int) error) error {
@@ -556,6 +561,32 @@ func crashExec(mnt string, op crashOp) error {
 		}
 		defer unix.Close(fd)
 		return do(fd)
+	}
+	// Writes go through a descriptor kept open from an earlier write of
+	// the path, if there is one, and half of them keep theirs open for
+	// later ones: so the server is killed now and then while files are
+	// open for writing (with passthrough, written by the kernel alone).
+	heldDo := func(flags int, do func(fd int) error) error {
+		key := fmt.Sprintf("%s|%d", op.Path, flags)
+		if fd, ok := held.fds[key]; ok {
+			return do(fd)
+		}
+		fd, err := unix.Open(p, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return fmt.Errorf("open: %w", err)
+		}
+		err = do(fd)
+		if op.Seed%2 == 0 {
+			held.add(key, fd)
+		} else {
+			unix.Close(fd)
+		}
+		return err
+	}
+	switch op.Kind {
+	case "unlink", "rmdir", "rename":
+		// A held descriptor must keep naming the file of its path.
+		held.closeAll()
 	}
 	switch op.Kind {
 	case "create":
@@ -571,7 +602,7 @@ func crashExec(mnt string, op crashOp) error {
 	case "symlink":
 		return unix.Symlink(op.Target, p)
 	case "write":
-		return openDo(unix.O_WRONLY, func(fd int) error {
+		return heldDo(unix.O_WRONLY, func(fd int) error {
 			b := crashData(op)
 			n, err := unix.Pwrite(fd, b, op.Off)
 			if err == nil && n != len(b) {
@@ -580,7 +611,7 @@ func crashExec(mnt string, op crashOp) error {
 			return err
 		})
 	case "append":
-		return openDo(unix.O_WRONLY|unix.O_APPEND, func(fd int) error {
+		return heldDo(unix.O_WRONLY|unix.O_APPEND, func(fd int) error {
 			b := crashData(op)
 			n, err := unix.Write(fd, b)
 			if err == nil && n != len(b) {
@@ -624,6 +655,36 @@ func crashExec(mnt string, op crashOp) error {
 	return fmt.Errorf("unknown op %q", op.Kind)
 }
 
+// crashFDs are the descriptors the workload keeps open for writing
+// (crashExec), by path and open flags, at most crashMaxHeld of them.
+type crashFDs struct {
+	fds   map[string]int
+	order []string
+}
+
+const crashMaxHeld = 4
+
+func (h *crashFDs) add(key string, fd int) {
+	if h.fds == nil {
+		h.fds = make(map[string]int)
+	}
+	if len(h.order) == crashMaxHeld {
+		unix.Close(h.fds[h.order[0]])
+		delete(h.fds, h.order[0])
+		h.order = h.order[1:]
+	}
+	h.fds[key] = fd
+	h.order = append(h.order, key)
+}
+
+// closeAll closes the descriptors (on a killed server's mount too).
+func (h *crashFDs) closeAll() {
+	for _, fd := range h.fds {
+		unix.Close(fd)
+	}
+	h.fds, h.order = nil, nil
+}
+
 // crashKillErr reports whether err is what an op gets from a mount whose
 // server was killed.
 func crashKillErr(err error) bool {
@@ -658,6 +719,8 @@ type crashRun struct {
 	logFile string
 	// pending is the op in flight at the kill, if one was.
 	pending *crashOp
+	// held are the descriptors kept open for writing across ops.
+	held crashFDs
 }
 
 func (c *crashRun) logf(format string, args ...any) {
@@ -702,7 +765,13 @@ func (c *crashRun) fail(format string, args ...any) {
 // model (resolving the pending op).
 func (c *crashRun) mount() {
 	c.t.Helper()
-	c.p = pstMount(c.t, c.store, c.mnt, c.r.Intn(4) == 0)
+	// Passthrough by default (as root), and now and then without it: the
+	// store goes from one to the other.
+	var extra []string
+	if c.r.Intn(4) == 0 {
+		extra = append(extra, "--passthrough=off")
+	}
+	c.p = pstMount(c.t, c.store, c.mnt, c.r.Intn(4) == 0, extra...)
 	if c.m == nil { // the first mount of a new store
 		var st unix.Stat_t
 		if err := unix.Lstat(c.mnt, &st); err != nil {
@@ -756,7 +825,7 @@ func (c *crashRun) work(n int, killed *atomic.Bool) {
 	c.t.Helper()
 	for i := 0; i < n; i++ {
 		op := c.gen.next()
-		err := crashExec(c.mnt, op)
+		err := crashExec(c.mnt, op, &c.held)
 		if err == nil {
 			if err := crashApply(c.m, op, false); err != nil {
 				c.fail("%v", err)
@@ -799,6 +868,7 @@ func (c *crashRun) work(n int, killed *atomic.Bool) {
 func (c *crashRun) killNow() {
 	c.t.Helper()
 	pstKill(c.t, c.p, c.mnt)
+	c.held.closeAll() // open for writing while the server was killed
 	c.st.kills++
 	if c.r.Intn(5) == 0 {
 		code, out := pstFsck(c.t, c.store, "--repair")
@@ -843,6 +913,7 @@ func TestPersistCrash(t *testing.T) {
 		case x < 10: // a clean unmount
 			c.work(c.r.Intn(200), nil)
 			c.logf("-- clean unmount")
+			c.held.closeAll()
 			pstUnmount(t, c.p, c.mnt)
 			c.st.cleanRounds++
 		case x < 45 || c.sync: // kill between two ops
@@ -878,6 +949,7 @@ func TestPersistCrash(t *testing.T) {
 	c.mount()
 	c.work(crashFinalOps, nil)
 	c.logf("-- clean unmount")
+	c.held.closeAll()
 	pstUnmount(t, c.p, c.mnt)
 	c.round++
 	c.mount()
