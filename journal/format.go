@@ -89,7 +89,11 @@ const (
 	recNext     = 6 // numbering: next inode and blob id (snapshots)
 	recEnd      = 7 // the end of a snapshot, with its count of inodes
 	recLoan     = 8 // the inode record before it is of a lent file (version 2)
+	recReserved = 9 // the pages reserved without data of the inode record before it (version 2)
 )
+
+// maxReserved bounds the runs of reserved pages one inode record carries.
+const maxReserved = 1 << 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -121,6 +125,13 @@ type Inode struct {
 	// inode record; an inode record alone is of a file not lent.
 	Lent                 bool
 	FileMtime, FileCtime int64 // nanoseconds since 1970
+	// Reserved are the runs of pages of a regular file's blob that are
+	// allocated without data (fallocate, zero range), as [start, end)
+	// page numbers in ascending order, so that they stay reserved across
+	// mounts (the store file cannot tell them from holes). Batch.Inode
+	// writes them in a record of their own after the inode record, at
+	// most maxReserved of them.
+	Reserved [][2]int64
 }
 
 // header returns the header of a file of kind and generation gen.
@@ -214,6 +225,19 @@ func (b *Batch) Inode(in *Inode) {
 		b.varint(in.FileMtime)
 		b.varint(in.FileCtime)
 	}
+	if len(in.Reserved) > 0 {
+		runs := in.Reserved[:min(len(in.Reserved), maxReserved)]
+		b.begin(recReserved)
+		b.uvarint(in.Ino)
+		b.uvarint(uint64(len(runs)))
+		last := int64(0)
+		for _, r := range runs {
+			// Deltas: each run starts at or after the end of the last.
+			b.uvarint(uint64(r[0] - last))
+			b.uvarint(uint64(r[1] - r[0]))
+			last = r[1]
+		}
+	}
 }
 
 // Entry adds a directory entry: name in parent is child, or is removed if
@@ -274,7 +298,7 @@ type record struct {
 	child        uint64 // recEntry
 	name         string // recEntry, recXattr*
 	value        []byte // recXattr
-	inode        Inode  // recInode; FileMtime and FileCtime for recLoan
+	inode        Inode  // recInode; FileMtime and FileCtime for recLoan; Reserved for recReserved
 	next1, next2 uint64 // recNext; next1 is the count for recEnd
 }
 
@@ -382,6 +406,26 @@ func (d *decoder) next(r *record) bool {
 		r.ino = d.uvarint()
 		r.inode.FileMtime = d.varint()
 		r.inode.FileCtime = d.varint()
+	case recReserved:
+		r.ino = d.uvarint()
+		n := d.uvarint()
+		if n > maxReserved {
+			d.err = errors.New("too many reserved runs")
+			break
+		}
+		runs := make([][2]int64, 0, n)
+		last := uint64(0)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			start := last + d.uvarint()
+			end := start + d.uvarint()
+			if start < last || end < start || end > 1<<52 {
+				d.err = errors.New("reserved run out of range")
+				break
+			}
+			runs = append(runs, [2]int64{int64(start), int64(end)})
+			last = end
+		}
+		r.inode.Reserved = runs
 	case recNext:
 		r.next1 = d.uvarint()
 		r.next2 = d.uvarint()

@@ -541,6 +541,12 @@ func TestRecordRoundTrip(t *testing.T) {
 			{typ: recInode, ino: 4, inode: Inode{Ino: 4, Mode: syscall.S_IFREG | 0o644, Size: 5, Blob: 3}},
 			{typ: recLoan, ino: 4, inode: Inode{FileMtime: -7, FileCtime: math.MaxInt64}},
 		}},
+		{"inode with reserved pages", func(b *Batch) {
+			b.Inode(&Inode{Ino: 5, Mode: syscall.S_IFREG | 0o600, Blob: 9, Reserved: [][2]int64{{0, 1}, {1, 4}, {10, 1 << 40}}})
+		}, []record{
+			{typ: recInode, ino: 5, inode: Inode{Ino: 5, Mode: syscall.S_IFREG | 0o600, Blob: 9}},
+			{typ: recReserved, ino: 5, inode: Inode{Reserved: [][2]int64{{0, 1}, {1, 4}, {10, 1 << 40}}}},
+		}},
 		{"inode ignores xattrs", func(b *Batch) { b.Inode(&Inode{Ino: 2, Xattr: map[string][]byte{"a": {1}}}) },
 			[]record{{typ: recInode, ino: 2, inode: Inode{Ino: 2}}}},
 		{"inode negative times", func(b *Batch) {
@@ -2145,7 +2151,8 @@ func TestNextAboveMax(t *testing.T) {
 func TestLoan(t *testing.T) {
 	dir := newStoreDir(t)
 	m, _, _ := openT(t, dir, Options{})
-	lent := Inode{Ino: RootIno + 1, Mode: syscall.S_IFREG | 0o644, Size: 9, Blob: 1, Lent: true, FileMtime: 11, FileCtime: 12}
+	lent := Inode{Ino: RootIno + 1, Mode: syscall.S_IFREG | 0o644, Size: 9, Blob: 1, Lent: true, FileMtime: 11, FileCtime: 12,
+		Reserved: [][2]int64{{2, 5}}}
 	b := m.Batch()
 	b.Inode(&Inode{Ino: RootIno, Mode: syscall.S_IFDIR | 0o755})
 	b.Entry(RootIno, "f", lent.Ino)
@@ -2164,12 +2171,16 @@ func TestLoan(t *testing.T) {
 			if in == nil || in.Lent != want || want && (in.FileMtime != 11 || in.FileCtime != 12) {
 				t.Fatalf("%s: inode %d = %+v, want lent=%v with the store file's times 11, 12", what, ino, in, want)
 			}
+			// The reserved pages go with the loan in this test.
+			if want != (len(in.Reserved) == 1 && in.Reserved[0] == [2]int64{2, 5}) {
+				t.Fatalf("%s: inode %d reserved %v", what, ino, in.Reserved)
+			}
 		}
 	}
 	m, st, _ := openT(t, dir, Options{})
 	check("journal", st, true, true)
 	ended := other
-	ended.Lent = false
+	ended.Lent, ended.Reserved = false, nil
 	b = m.Batch()
 	b.Inode(&ended)
 	commitT(t, m, b)

@@ -63,6 +63,10 @@ func (s *State) apply(r *record) {
 		if in := s.Inodes[r.ino]; in != nil {
 			delete(in.Xattr, r.name)
 		}
+	case recReserved:
+		if in := s.Inodes[r.ino]; in != nil {
+			in.Reserved = r.inode.Reserved
+		}
 	case recLoan:
 		if in := s.Inodes[r.ino]; in != nil {
 			in.Lent = true
