@@ -140,6 +140,7 @@ func (n *node) recordLocked(in *journal.Inode, a *attrs) {
 		in.Size = v.blob.Size()
 		in.Blob = v.blob.ID()
 		in.Alloc = v.blob.Allocated()
+		in.Reserved = v.blob.Reserved(journal.MaxReserved)
 		if v.writers > 0 {
 			// The kernel may write the store file (store/loans.go).
 			in.Lent = true

@@ -27,6 +27,7 @@ func (d *Dir) buildTree(ctx context.Context) {
 	made := make(map[uint64]*gofs.Inode, len(st.Inodes))
 	made[journal.RootIno] = d.EmbeddedInode()
 	var count int64 = 1
+	var again []*node // records to write again (nodeFromState)
 	queue := []uint64{journal.RootIno}
 	for len(queue) > 0 {
 		dino := queue[0]
@@ -37,9 +38,12 @@ func (d *Dir) buildTree(ctx context.Context) {
 			ch := made[ino]
 			if ch == nil {
 				in := st.Inodes[ino]
-				ops := fsys.nodeFromState(in, nlink[ino])
+				ops, recount := fsys.nodeFromState(in, nlink[ino])
 				if ops == nil {
 					continue
+				}
+				if recount {
+					again = append(again, nodeOf(ops))
 				}
 				ch = parent.NewPersistentInode(ctx, ops, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: ino})
 				made[ino] = ch
@@ -56,11 +60,24 @@ func (d *Dir) buildTree(ctx context.Context) {
 		delete(st.Entries, dino)
 	}
 	fsys.inodes.Store(count)
+	if len(again) > 0 {
+		// The records of files whose store file holds less than they
+		// said (logged above), so that the next mount says it no more.
+		b := fsys.persist.meta.Batch()
+		for _, n := range again {
+			n.mu.Lock()
+			n.addInodeLocked(b, false)
+			n.mu.Unlock()
+		}
+		if err := fsys.persist.meta.Commit(b); err != nil {
+			fsys.log.Warn("recording what the store holds of damaged files", zap.Error(err))
+		}
+	}
 }
 
-// nodeFromState makes the node of a loaded inode.
-func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.InodeEmbedder {
-	var ops gofs.InodeEmbedder
+// nodeFromState makes the node of a loaded inode. recount says that its
+// record is to be written again: its store file holds less than it says.
+func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) (ops gofs.InodeEmbedder, recount bool) {
 	var n *node
 	switch in.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
@@ -70,7 +87,7 @@ func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.Inod
 		var blob *mapstore.Blob
 		var err error
 		if fsys.persist.files[in.Blob] {
-			blob, err = fsys.store.OpenBlob(in.Blob, in.Size)
+			blob, err = fsys.store.OpenBlob(in.Blob, in.Size, in.Reserved)
 		} else {
 			// Never written, or its data is gone: no store file to
 			// look at.
@@ -80,19 +97,22 @@ func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.Inod
 			fsys.log.Error("the data of a file cannot be read: it is empty now (mmapfs fsck tells more)",
 				zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob), zap.Error(err))
 			if blob, err = fsys.store.Create(); err != nil {
-				return nil
+				return nil, false
 			}
+			recount = true
 		} else if have := blob.Allocated(); have < in.Alloc {
-			// Pages reserved with fallocate and never written are not
-			// kept across mounts; anything else missing was lost.
+			// Data pages and reserved ones are kept across mounts:
+			// what is missing was lost (or a punch was cut short). Said
+			// once: the file's record then says what the store holds.
 			log := fsys.log.Warn
-			msg := "a file's store file holds less than was recorded: reserved pages were dropped, or data was lost"
+			msg := "a file's store file holds less than was recorded: data was lost, or a hole punch did not finish (mmapfs fsck tells more)"
 			if have == 0 {
 				log = fsys.log.Error
 				msg = "a file's data is missing from the store: it reads as zeros"
 			}
 			log(msg, zap.Uint64("ino", in.Ino), zap.Uint64("blob", in.Blob),
 				zap.Int64("recorded", in.Alloc), zap.Int64("held", have))
+			recount = true
 		}
 		f := &File{blob: blob}
 		ops, n = f, &f.node
@@ -104,7 +124,7 @@ func (fsys *filesystem) nodeFromState(in *journal.Inode, nlink uint32) gofs.Inod
 		ops, n = s, &s.node
 	}
 	n.setFromState(fsys, in, nlink)
-	return ops
+	return ops, recount
 }
 
 // setFromState sets n's fields from a loaded inode.

@@ -48,6 +48,23 @@ func (m *Meta) openJournal(exists bool) error {
 	return nil
 }
 
+// AllocateAhead allocates journal room for the frames to come now rather
+// than at the first commit, so that a store whose filesystem fills up
+// later still takes some changes (writes into pages reserved with
+// fallocate, say). On a full filesystem it fails with ErrNoSpace, and the
+// first commit will say so again.
+func (m *Meta) AllocateAhead() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.appendableLocked(); err != nil {
+		return err
+	}
+	if err := m.f.ensure(m.off + journalChunk/2); err != nil {
+		return wrapNoSpace(fmt.Errorf("journal: allocating room ahead: %w", err))
+	}
+	return nil
+}
+
 // maxPooledBatch is the largest buffer a batch may keep to go back into
 // the pool: a rare huge change does not pin its memory for good.
 const maxPooledBatch = 64 << 10

@@ -92,8 +92,8 @@ const (
 	recReserved = 9 // the pages reserved without data of the inode record before it (version 2)
 )
 
-// maxReserved bounds the runs of reserved pages one inode record carries.
-const maxReserved = 1 << 16
+// MaxReserved bounds the runs of reserved pages one inode record carries.
+const MaxReserved = 1 << 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -130,7 +130,7 @@ type Inode struct {
 	// page numbers in ascending order, so that they stay reserved across
 	// mounts (the store file cannot tell them from holes). Batch.Inode
 	// writes them in a record of their own after the inode record, at
-	// most maxReserved of them.
+	// most MaxReserved of them.
 	Reserved [][2]int64
 }
 
@@ -226,7 +226,7 @@ func (b *Batch) Inode(in *Inode) {
 		b.varint(in.FileCtime)
 	}
 	if len(in.Reserved) > 0 {
-		runs := in.Reserved[:min(len(in.Reserved), maxReserved)]
+		runs := in.Reserved[:min(len(in.Reserved), MaxReserved)]
 		b.begin(recReserved)
 		b.uvarint(in.Ino)
 		b.uvarint(uint64(len(runs)))
@@ -409,7 +409,7 @@ func (d *decoder) next(r *record) bool {
 	case recReserved:
 		r.ino = d.uvarint()
 		n := d.uvarint()
-		if n > maxReserved {
+		if n > MaxReserved {
 			d.err = errors.New("too many reserved runs")
 			break
 		}

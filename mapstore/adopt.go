@@ -3,6 +3,9 @@ package mapstore
 import (
 	"errors"
 	"fmt"
+	"math"
+
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,9 +38,12 @@ func (s *Store) AddBlob(id uint64, size int64) (*Blob, error) {
 // OpenBlob adopts the store file of blob id, left in Dir by an earlier Open,
 // as a blob of the given size. If there is no such file the blob is empty
 // (a blob never written has none). The blob's pages are rebuilt from the
-// store file: pages holding data stay; preallocated pages without data and
-// anything past size are freed. Create never returns id afterwards.
-func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
+// store file: pages holding data stay, and so do the runs of pages in
+// reserved ([start, end) page numbers, ascending: what Reserved returned,
+// kept by the caller), allocated without data, past size too; other pages
+// without data and data past size are freed. Create never returns id
+// afterwards.
+func (s *Store) OpenBlob(id uint64, size int64, reserved [][2]int64) (*Blob, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("%w: blob size %d", errInvalid, size)
 	}
@@ -60,7 +66,7 @@ func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
 	s.nextID = max(s.nextID, id+1)
 	s.mu.Unlock()
 
-	if err := b.adoptLocked(size); err != nil {
+	if err := b.adoptLocked(size, reserved); err != nil {
 		b.dead = true
 		s.mu.Lock()
 		s.used -= b.alloc.pages * PageSize
@@ -78,7 +84,7 @@ func (s *Store) OpenBlob(id uint64, size int64) (*Blob, error) {
 // not yet returned to anyone.
 //
 // +checklocks:b.mu
-func (b *Blob) adoptLocked(size int64) error {
+func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 	s := b.s
 	var st unix.Stat_t
 	// b is live and its mu held: Close cannot close dirfd meanwhile.
@@ -111,19 +117,36 @@ func (b *Blob) adoptLocked(size int64) error {
 		return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
 	}
 	b.fileSize = fi.size
-	if target := s.fileTarget(fi.size); fi.size < target {
+	// The reserved runs, below the largest file; past the file's end,
+	// the file grows to cover them (a lent file may end before its
+	// reserved pages).
+	var keep extents
+	for _, r := range reserved {
+		ps, pe := max(r[0], 0), min(r[1], pageUp(s.fileLimit))
+		if ps < pe {
+			keep.add(ps, pe)
+		}
+	}
+	if target := s.fileTarget(max(fi.size, pageOff(keep.last()))); fi.size < target {
 		if err := s.sys.Ftruncate(fd, target); err != nil {
 			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
 		}
 		b.fileSize = target
 	}
-	// Preallocated pages without data cannot be told apart from holes
-	// (tmpfs has no FIEMAP), so they are freed; st_blocks says whether
-	// there are any (on a tmpfs exactly; elsewhere it may also count
-	// the filesystem's own blocks, and then the punch finds nothing).
-	if fi.blocks*512 > b.data.pages*PageSize {
+	alloc := extents{es: append([]extent(nil), b.data.es...), pages: b.data.pages}
+	for _, e := range keep.es {
+		alloc.add(e.start, e.end)
+	}
+	switch have := fi.blocks * 512; {
+	case have > alloc.pages*PageSize:
+		// Preallocated pages without data that were not recorded as
+		// reserved cannot be told apart from holes (tmpfs has no
+		// FIEMAP), so they are freed; st_blocks says whether there
+		// are any (on a tmpfs exactly; elsewhere it may also count
+		// the filesystem's own blocks, and then the punch finds
+		// nothing).
 		for p := int64(0); ; {
-			gs, ge, ok := b.data.nextGap(p, pageUp(b.fileSize))
+			gs, ge, ok := alloc.nextGap(p, pageUp(b.fileSize))
 			if !ok {
 				break
 			}
@@ -132,11 +155,72 @@ func (b *Blob) adoptLocked(size int64) error {
 			}
 			p = ge
 		}
+	case have < alloc.pages*PageSize && len(keep.es) > 0:
+		// Some reserved pages are not in the file (it was copied
+		// without them, say): reserve them again, or give them up.
+		for _, e := range keep.es {
+			if err := s.sys.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, pageOff(e.start), pageOff(e.end)-pageOff(e.start)); err != nil {
+				s.log.Warn("reserving again the pages a file had reserved: they are given up",
+					zap.String("file", b.name), zap.Error(err))
+				alloc = extents{es: append([]extent(nil), b.data.es...), pages: b.data.pages}
+				break
+			}
+		}
 	}
-	b.alloc.es = append([]extent(nil), b.data.es...)
-	b.alloc.pages = b.data.pages
+	b.alloc = alloc
 	s.mu.Lock()
 	s.used += b.alloc.pages * PageSize
 	s.mu.Unlock()
-	return b.truncateLocked(size)
+	// Past size: data pages go, but reserved pages stay reserved (as
+	// fallocate with KEEP_SIZE leaves them on tmpfs).
+	from := pageUp(size)
+	for _, e := range keep.es {
+		if e.end <= from {
+			continue
+		}
+		if e.start > from {
+			if err := b.freePagesLocked(from, e.start); err != nil {
+				return err
+			}
+		}
+		from = max(from, e.end)
+		b.data.remove(max(e.start, pageUp(size)), e.end)
+	}
+	if err := b.freePagesLocked(from, math.MaxInt64); err != nil {
+		return err
+	}
+	b.size = size
+	return b.zeroPartialLocked(size, pageOff(pageUp(size)))
+}
+
+// Reserved returns the runs of the blob's pages that are allocated without
+// data ([start, end) page numbers, ascending), at most max of them (the
+// first ones): for OpenBlob to keep them reserved at a later Open.
+func (b *Blob) Reserved(max int) [][2]int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var runs [][2]int64
+	if l := b.loan; l != nil {
+		for _, e := range l.reserved.es {
+			if len(runs) == max {
+				break
+			}
+			runs = append(runs, [2]int64{e.start, e.end})
+		}
+		return runs
+	}
+	if b.alloc.pages == b.data.pages {
+		return nil // data is a subset of alloc: nothing else allocated
+	}
+	for _, e := range b.alloc.es {
+		for q := e.start; len(runs) < max; {
+			gs, ge, ok := b.data.nextGap(q, e.end)
+			if !ok {
+				break
+			}
+			runs = append(runs, [2]int64{gs, ge})
+			q = ge
+		}
+	}
+	return runs
 }

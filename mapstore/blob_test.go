@@ -3,6 +3,7 @@ package mapstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -847,7 +848,7 @@ func TestCloseAndReopen(t *testing.T) {
 	if err := s2.Check(); err == nil {
 		t.Error("Check does not report store files not adopted")
 	}
-	a2, err := s2.OpenBlob(ids[0], sizeA)
+	a2, err := s2.OpenBlob(ids[0], sizeA, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -855,7 +856,7 @@ func TestCloseAndReopen(t *testing.T) {
 		t.Error("contents of a after reopen differ")
 	}
 	// b reopened shorter: the bytes past the size are gone for good.
-	b2, err := s2.OpenBlob(ids[1], pg+100)
+	b2, err := s2.OpenBlob(ids[1], pg+100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -870,14 +871,14 @@ func TestCloseAndReopen(t *testing.T) {
 	if !bytes.Equal(contents(t, b2), want) {
 		t.Error("contents of b after reopen differ")
 	}
-	e2, err := s2.OpenBlob(ids[2], 1000)
+	e2, err := s2.OpenBlob(ids[2], 1000, nil)
 	if err != nil || e2.Size() != 1000 || e2.Allocated() != 0 {
 		t.Fatalf("OpenBlob of a blob without file = %v, %v", e2, err)
 	}
-	if _, err := s2.OpenBlob(ids[0], 0); !errors.Is(err, ErrInvalid) {
+	if _, err := s2.OpenBlob(ids[0], 0, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("OpenBlob twice = %v", err)
 	}
-	if _, err := s2.OpenBlob(99, -1); !errors.Is(err, ErrInvalid) {
+	if _, err := s2.OpenBlob(99, -1, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("OpenBlob negative size = %v", err)
 	}
 	n, err := s2.Create()
@@ -898,7 +899,7 @@ func TestOpenBlobRejectsNonRegular(t *testing.T) {
 	if err := os.Mkdir(s.dir+"/00000000000000aa", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OpenBlob(0xaa, 0); err == nil {
+	if _, err := s.OpenBlob(0xaa, 0, nil); err == nil {
 		t.Error("OpenBlob of a directory succeeded")
 	}
 	if err := s.Check(); err == nil {
@@ -909,7 +910,7 @@ func TestOpenBlobRejectsNonRegular(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", s.dir+"/00000000000000ab"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OpenBlob(0xab, 0); err == nil {
+	if _, err := s.OpenBlob(0xab, 0, nil); err == nil {
 		t.Error("OpenBlob through a symlink succeeded")
 	}
 	os.Remove(s.dir + "/00000000000000ab")
@@ -958,5 +959,96 @@ func TestAllocateTwice(t *testing.T) {
 	}
 	if p := readRange(t, b, 5*pg, 2*pg); !isZero(p) {
 		t.Error("reserved pages made data do not read as zeros")
+	}
+}
+
+// TestReopenReserved: pages allocated without data (Allocate, with and
+// without keepSize, ZeroRange) stay reserved across a reopen when the
+// caller keeps Reserved's runs: the same allocation, holes to SeekData,
+// zeros to reads; and with a size limit that is then reached, writes into
+// them still succeed.
+func TestReopenReserved(t *testing.T) {
+	for _, lent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lent=%v", lent), func(t *testing.T) {
+			dir := testDir(t)
+			opts := smallOpts()
+			opts.Dir = dir
+			if !lent {
+				opts.SizeLimit = 64 * PageSize
+			}
+			s := newStore(t, opts)
+			b := mustCreate(t, s)
+			mustWrite(t, b, pattern(3*PageSize, 1), 0)
+			if err := b.Allocate(4*PageSize, 4*PageSize, false); err != nil { // pages 4-7, size 8 pages
+				t.Fatal(err)
+			}
+			if err := b.ZeroRange(PageSize, PageSize, false); err != nil { // page 1: reserved, no data
+				t.Fatal(err)
+			}
+			if err := b.Allocate(10*PageSize, 2*PageSize, true); err != nil { // pages 10-11, past the end
+				t.Fatal(err)
+			}
+			if lent {
+				fd, err := b.Lend(false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+			size, alloc := b.Size(), b.Allocated()
+			runs := b.Reserved(100)
+			want := [][2]int64{{1, 2}, {4, 8}, {10, 12}}
+			if fmt.Sprint(runs) != fmt.Sprint(want) {
+				t.Fatalf("Reserved = %v, want %v", runs, want)
+			}
+			if got := b.Reserved(2); len(got) != 2 {
+				t.Fatalf("Reserved(2) = %v", got)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s2 := newStore(t, opts)
+			b2, err := s2.OpenBlob(b.ID(), size, runs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b2.Size() != size || b2.Allocated() != alloc {
+				t.Fatalf("after reopen: size %d allocated %d, want %d %d", b2.Size(), b2.Allocated(), size, alloc)
+			}
+			if got := b2.Reserved(100); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("Reserved after reopen = %v, want %v", got, want)
+			}
+			if pos, err := b2.SeekHole(0); err != nil || pos != PageSize {
+				t.Errorf("SeekHole(0) = %d, %v; want %d", pos, err, PageSize)
+			}
+			if pos, err := b2.SeekData(PageSize); err != nil || pos != 2*PageSize {
+				t.Errorf("SeekData(page 1) = %d, %v; want %d", pos, err, 2*PageSize)
+			}
+			wantData := pattern(3*PageSize, 1)
+			clear(wantData[PageSize : 2*PageSize])
+			wantData = append(wantData, make([]byte, 5*PageSize)...)
+			if !bytes.Equal(contents(t, b2), wantData) {
+				t.Error("contents after reopen differ")
+			}
+			if lent {
+				return
+			}
+			// Fill the limit; the reserved pages still take writes.
+			fill := mustCreate(t, s2)
+			for off := int64(0); ; off += PageSize {
+				if _, err := fill.WriteAt(pattern(PageSize, 3), off); err != nil {
+					if !errors.Is(err, ErrNoSpace) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			mustWrite(t, b2, pattern(4*PageSize, 4), 4*PageSize)
+			mustWrite(t, b2, pattern(PageSize, 5), 10*PageSize)
+			mustWrite(t, b2, pattern(PageSize, 6), PageSize)
+		})
 	}
 }

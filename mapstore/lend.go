@@ -241,7 +241,7 @@ func (b *Blob) Return() error {
 		s.mu.Unlock()
 		b.alloc.reset()
 		b.data.reset()
-		return b.adoptLocked(st.Size)
+		return b.adoptLocked(st.Size, nil)
 	}
 	b.size = st.Size
 	b.data = data

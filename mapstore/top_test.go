@@ -411,7 +411,7 @@ func TestTopSyncFreeReopen(t *testing.T) {
 	}
 
 	s2 := newStore(t, o)
-	b2, err := s2.OpenBlob(id, math.MaxInt64)
+	b2, err := s2.OpenBlob(id, math.MaxInt64, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestTopSyncFreeReopen(t *testing.T) {
 	}
 	// An allocated page without data cannot be told from a hole: it is
 	// freed, the last one too.
-	c2, err := s2.OpenBlob(cid, math.MaxInt64)
+	c2, err := s2.OpenBlob(cid, math.MaxInt64, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,9 @@ func (s *Store) recoverTree(st *journal.State) (*Tree, error) {
 	if err := s.meta.Commit(&b); err != nil {
 		return nil, err
 	}
+	if err := s.meta.AllocateAhead(); err != nil {
+		s.log.Warn("the store's filesystem is full: changes will fail with ENOSPC until there is room", zap.Error(err))
+	}
 	// The data of freed inodes goes; so do store files no inode names
 	// (the server stopped between freeing an inode and its data).
 	referenced := make(map[uint64]bool, len(st.Inodes))
@@ -56,7 +59,7 @@ func (s *Store) recoverTree(st *journal.State) (*Tree, error) {
 	for _, id := range ids {
 		files[id] = true
 		if !referenced[id] {
-			if blob, err := s.blobs.OpenBlob(id, 0); err == nil {
+			if blob, err := s.blobs.OpenBlob(id, 0, nil); err == nil {
 				blob.Free()
 				stray++
 			}
