@@ -89,6 +89,7 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	// Before the record: it needs n.Operations(). The Inode is only
 	// go-fuse's once this returns it.
 	ch := d.NewPersistentInode(ctx, ops, n.stable())
+	d.fsys.nodes.add(n)
 	if ready != nil {
 		ready()
 	}
@@ -104,6 +105,7 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 		if undo != nil {
 			undo()
 		}
+		d.fsys.nodes.remove(n)
 		d.fsys.freeIno()
 		return nil, errno
 	}
@@ -158,6 +160,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	f.initNode(d.fsys, ino, syscall.S_IFREG|mode&07777, callerOf(ctx), d)
 	f.nlink = 0
 	ch := d.NewPersistentInode(ctx, f, f.stable())
+	d.fsys.nodes.add(&f.node)
 	fh, fuseFlags := f.opened(ctx, flags) // recorded with the inode
 	fa := f.attrsLocked()                 // f is no one else's yet
 	c := d.fsys.begin()
@@ -165,6 +168,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 	c.newInode(&f.node, &fa)
 	if errno := c.commit(); errno != 0 {
 		f.unopened(fh)
+		d.fsys.nodes.remove(&f.node)
 		d.fsys.freeIno()
 		f.blob.Free()
 		return nil, nil, 0, errno
@@ -362,10 +366,12 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 		wo = &Special{}
 		wo.initNode(d.fsys, ino, syscall.S_IFCHR, callerOf(ctx), d)
 		woIn = d.NewPersistentInode(ctx, wo, wo.stable())
+		d.fsys.nodes.add(&wo.node)
 	}
 	done := false
 	defer func() {
 		if wo != nil && !done {
+			d.fsys.nodes.remove(&wo.node)
 			d.fsys.freeIno()
 		}
 	}()
@@ -552,6 +558,7 @@ func (n *node) markReclaimedLocked() {
 
 // reclaim frees the data and the inode of n, marked reclaimed.
 func (fsys *filesystem) reclaim(n *node) {
+	fsys.nodes.remove(n)
 	if f, ok := n.Operations().(*File); ok {
 		if err := f.blob.Free(); err != nil {
 			fsys.log.Error("freeing the data of a removed file failed",

@@ -47,6 +47,9 @@ type filesystem struct {
 	whiteouts sync.Map
 	// lendWarned is set once a failed lend was logged at WARN.
 	lendWarned atomic.Bool
+	// nodes indexes the live nodes by number, for file handles
+	// (handles.go).
+	nodes nodeIndex
 }
 
 // NewRoot builds the root directory of the filesystem of cfg.Store: a new,

@@ -46,6 +46,7 @@ func (d *Dir) buildTree(ctx context.Context) {
 					again = append(again, nodeOf(ops))
 				}
 				ch = parent.NewPersistentInode(ctx, ops, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: ino})
+				fsys.nodes.add(nodeOf(ops))
 				made[ino] = ch
 				if in.IsDir() {
 					queue = append(queue, ino)

@@ -127,6 +127,9 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		UID:            cfg.RootUID,
 		GID:            cfg.RootGID,
 		RootStableAttr: &gofs.StableAttr{Ino: journal.RootIno, Mode: syscall.S_IFDIR},
+		// The FUSE node ID is the inode number, so that file handles
+		// outlive the kernel's inode cache and a remount (handles.go).
+		ExternalNodeID: true,
 	}
 	// Mounted directly (as root), the flags are the caller's, as for a
 	// tmpfs: devices and set-id bits work unless nodev/nosuid are asked
@@ -134,7 +137,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// MS_RELATIME keeps the value non-zero, which go-fuse reads as "use
 	// nosuid,nodev".
 	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
-	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
+	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_EXPORT_SUPPORT
 	// The server answers requests from the moment the kernel mounts it,
 	// before the probe below. Opens in between lend their store file as
 	// if passthrough works: go-fuse passes them through if the kernel
