@@ -91,7 +91,7 @@ func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	switch {
 	case trunc:
-		errno = f.commitDataLocked(&c, undo)
+		errno = f.commitDataLocked(&c, undo, false)
 	case record:
 		a := f.attrsLocked()
 		c.inode(&f.node, &a)
@@ -301,7 +301,7 @@ func (f *File) write(what string, op func() (int64, error)) (int64, syscall.Errn
 		return 0, toErrno(f.fsys.log, what, err)
 	}
 	c.lock(&f.node)
-	if errno := f.commitDataLocked(&c, f.cutBack(old)); errno != 0 {
+	if errno := f.commitDataLocked(&c, f.cutBack(old), f.blob.Size() == old); errno != 0 {
 		return 0, errno
 	}
 	return n, 0
@@ -345,7 +345,30 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 		return errno
 	}
 	c.lock(&f.node)
-	return f.commitDataLocked(&c, undo)
+	return f.commitDataLocked(&c, undo, false)
+}
+
+// timeTick is the granularity of the times of a change of data when no
+// one has looked at them since the last change (dataTimeLocked): the
+// kernel's coarse clock ticks at 4 ms with HZ=250.
+const timeTick = 4 * time.Millisecond
+
+// dataTimeLocked returns the mtime and ctime of a change of f's data, as
+// a tmpfs with multigrain timestamps keeps them: the time of the clock's
+// last tick, unless the times were handed out since they last changed (or
+// the tick is older than them), then the time now. So writes that follow
+// each other within a tick, unobserved, leave the times as they are:
+// with a store, such a write that does not change the size has nothing
+// to record.
+//
+// Preconditions: f.mu is held.
+func (f *File) dataTimeLocked() time.Time {
+	now := time.Now()
+	tick := now.Truncate(timeTick)
+	if f.queried || tick.Before(f.mtime) || tick.Before(f.ctime) {
+		return now
+	}
+	return tick
 }
 
 // commitDataLocked commits a change of the data made by the server: the
@@ -353,11 +376,14 @@ func (f *File) changeData(op func() (undo func(), errno syscall.Errno)) syscall.
 // (if any) takes back what it can of the change, and nothing else is
 // applied. While the store file is lent, the file's own times changed too:
 // they count as seen, so that observe does not take them over times set
-// later.
+// later. A write that left the size as it was (sameSize) and the times too
+// (dataTimeLocked) writes no frame: the journal has the file's state
+// already (every earlier change of its size and times was committed, but
+// the times observe took, which unsaved marks).
 //
 // Preconditions: f is locked by c.
-func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
-	now := time.Now()
+func (f *File) commitDataLocked(c *change, undo func(), sameSize bool) syscall.Errno {
+	now := f.dataTimeLocked()
 	if f.lentLocked() {
 		f.observeLocked(false)
 		if st, ok, err := f.blob.FileStat(); ok && err == nil {
@@ -366,6 +392,9 @@ func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
 	}
 	a := f.attrsLocked()
 	a.mtime, a.ctime = now, now
+	if sameSize && !f.unsaved && !f.lentLocked() && a.mtime.Equal(f.mtime) && a.ctime.Equal(f.ctime) {
+		return 0
+	}
 	c.inode(&f.node, &a)
 	if errno := c.commit(); errno != 0 {
 		if undo != nil {
@@ -375,6 +404,7 @@ func (f *File) commitDataLocked(c *change, undo func()) syscall.Errno {
 	}
 	f.setAttrsLocked(&a)
 	f.unsaved = false
+	f.queried = false
 	return 0
 }
 

@@ -36,6 +36,9 @@ type node struct {
 	// reclaimed is set once the inode's number and data were given back;
 	// it guards against releasing them twice.
 	reclaimed bool
+	// queried: the times were handed out (an attribute reply) since they
+	// last changed (dataTimeLocked).
+	queried bool
 }
 
 var (
@@ -91,6 +94,7 @@ func (n *node) stable() gofs.StableAttr {
 //
 // Preconditions: n.mu is held.
 func (n *node) fillAttrLocked(out *fuse.Attr) {
+	n.queried = true
 	out.Ino = n.ino
 	out.Mode = n.mode
 	out.Nlink = n.nlink
