@@ -82,11 +82,14 @@ alive() { [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; }
 
 # await_mount NAME [PATTERN]: waits up to 10 s until the server $pid has
 # mounted $mnt (and, given PATTERN, logged a line matching it to $log);
-# dies with the log if it exits first or takes longer.
+# dies with the log if it exits first or takes longer. The mount must
+# answer statfs: through the command prefix in the array run_as if the
+# script sets it (a mount an ordinary user made without allow_other
+# answers only that user).
 await_mount() {
 	local name=$1 pattern=${2:-}
 	for _ in $(seq 100); do
-		if mounted && stat -f "$mnt" >/dev/null 2>&1 && { [[ -z $pattern ]] || grep -q "$pattern" "$log"; }; then
+		if mounted && "${run_as[@]}" stat -f "$mnt" >/dev/null 2>&1 && { [[ -z $pattern ]] || grep -q "$pattern" "$log"; }; then
 			return 0
 		fi
 		alive || { cat "$log" >&2; die "$name exited before mounting"; }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -846,7 +847,13 @@ func TestBinaryMountHelper(t *testing.T) {
 	}
 }
 
-// An ordinary user mounts (through fusermount3), uses and unmounts it.
+// An ordinary user (nobody, uid 65534, which every Debian machine has:
+// fusermount3 needs the user's name) mounts through fusermount3, uses the
+// mount (reads, writes, and mmap in a child process) and unmounts it, with
+// a memory store and with a persistent store of its own, which keeps the
+// files for the user's next mount. The user has no CAP_SYS_ADMIN, so
+// passthrough is off. /dev/fuse must be open to other users, as a standard
+// install has it (0666); scripts/test, run as root, opens it for the run.
 func TestBinaryUnprivileged(t *testing.T) {
 	needRootBin(t) // to become another user
 	binBuild(t)
@@ -856,47 +863,159 @@ func TestBinaryUnprivileged(t *testing.T) {
 	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
 		t.Skip("/dev/fuse is not open to other users on this machine (it is 0666 on a standard install)")
 	}
-	const uid, gid = 65534, 65534
-	cred := &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
+	if _, err := user.LookupId(strconv.Itoa(binUserID)); err != nil {
+		t.Skipf("no user with uid %d (nobody), which fusermount3 needs: %v", binUserID, err)
+	}
+	helper := helperBinary(t)
+
+	t.Run("memory", func(t *testing.T) {
+		base := binUserDir(t, "mnt")
+		mnt := filepath.Join(base, "mnt")
+		shm := binMemDir(t)
+		if err := os.Chmod(shm, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		memdir := filepath.Join(shm, "mem")
+		binUserMkdir(t, memdir)
+
+		p := binUserMount(t, mnt, "--size", "16M", "--memdir", memdir)
+		binCheckStore(t, memdir)
+		binUserUse(t, helper, mnt)
+		binUserUnmount(t, p, mnt)
+		binCheckGone(t, mnt, memdir)
+	})
+
+	t.Run("store", func(t *testing.T) {
+		base := binUserDir(t, "mnt", "store")
+		mnt, dir := filepath.Join(base, "mnt"), filepath.Join(base, "store")
+
+		p := binUserMount(t, mnt, "--store", dir)
+		binUserUse(t, helper, mnt)
+		binUserUnmount(t, p, mnt)
+		if m := binFindMount(mnt); m != nil {
+			t.Fatalf("%s still mounted: %+v", mnt, *m)
+		}
+		// The store is the user's: everything in it belongs to them.
+		err := filepath.WalkDir(dir, func(path string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(path, &st); err != nil {
+				return err
+			}
+			if st.Uid != binUserID {
+				t.Errorf("%s in the store: owner %d, want %d", path, st.Uid, binUserID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// The user's next mount has the files, those stored through the
+		// mapping included.
+		p = binUserMount(t, mnt, "--store", dir)
+		res := runAs(t, helper, binUserID, binUserID,
+			hop("read", filepath.Join(mnt, "f")),
+			hop("read", filepath.Join(mnt, "mapped")),
+			hop("read", filepath.Join(mnt, "mapped.want")))
+		if res[0] != "ok:hello\n" {
+			t.Errorf("f after a remount: %.40q, want ok:hello", res[0])
+		}
+		if !strings.HasPrefix(res[1], "ok:") || res[1] != res[2] {
+			t.Errorf("mapped after a remount: %d bytes (%.40q), want the %d stored through the mapping", len(res[1]), res[1], len(res[2]))
+		}
+		binUserUnmount(t, p, mnt)
+	})
+}
+
+// binUserID is the uid and gid of the ordinary user of
+// TestBinaryUnprivileged (nobody and nogroup on Debian).
+const binUserID = 65534
+
+// binUserCred is the ordinary user, without supplementary groups.
+var binUserCred = &syscall.Credential{Uid: binUserID, Gid: binUserID, Groups: []uint32{}}
+
+// binUserDir returns a new directory (0755, removed at the end of the test)
+// with the named directories in it, owned by the ordinary user; a cleanup
+// detaches whatever is still mounted on them.
+func binUserDir(t *testing.T, names ...string) string {
+	t.Helper()
 	base, err := os.MkdirTemp("", "mmapfs-bintest-user-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
-	mnt := filepath.Join(base, "mnt")
-	shm := binMemDir(t)
-	if err := os.Chmod(shm, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	memdir := filepath.Join(shm, "mem")
-	for _, d := range []string{mnt, memdir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { binForceUnmount(t, mnt) })
+	for _, n := range names {
+		d := filepath.Join(base, n)
+		binUserMkdir(t, d)
+		t.Cleanup(func() { binForceUnmount(t, d) })
+	}
+	return base
+}
 
-	p := binStart(t, cred, "mount", "--size", "16M", "--memdir", memdir, mnt)
+// binUserMkdir makes the directory d, 0700 and owned by the ordinary user.
+func binUserMkdir(t *testing.T, d string) {
+	t.Helper()
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(d, binUserID, binUserID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// binUserMount starts `mmapfs mount ARGS MNT` as the ordinary user and
+// waits until it is mounted, as a user's mount is: nosuid and nodev.
+func binUserMount(t *testing.T, mnt string, args ...string) *binProc {
+	t.Helper()
+	p := binStart(t, binUserCred, append(append([]string{"mount"}, args...), mnt)...)
 	m := binWaitMounted(t, p, mnt)
 	if !strings.Contains(m.options, "nosuid") || !strings.Contains(m.options, "nodev") {
 		t.Errorf("user mount options %q: want nosuid,nodev", m.options)
 	}
-	binCheckStore(t, memdir)
-	script := fmt.Sprintf("echo hello > %[1]s/f && test \"$(cat %[1]s/f)\" = hello && test -O %[1]s", mnt)
-	if err := binRunEnv(t, nil, cred, "/bin/sh", "-c", script); err != nil {
+	return p
+}
+
+// binUserUse writes and reads files on mnt as the ordinary user (who owns
+// its root), and maps them in a child process: stores through a shared
+// mapping seen by read and write and back, a mapping of a file grown past
+// 2 MiB. Root has no access to the mount (it is not allow_other).
+func binUserUse(t *testing.T, helper, mnt string) {
+	t.Helper()
+	script := fmt.Sprintf("echo hello > %[1]s/f && test \"$(cat %[1]s/f)\" = hello && test -O %[1]s && test -O %[1]s/f", mnt)
+	if err := binRunEnv(t, nil, binUserCred, "/bin/sh", "-c", script); err != nil {
 		t.Errorf("as the user: %v", err)
 	}
-	if err := binRunEnv(t, nil, cred, "fusermount3", "-u", mnt); err != nil {
+	res := runAs(t, helper, binUserID, binUserID, hop("check", "shared", mnt), hop("check", "grow", mnt))
+	for i, name := range []string{"shared", "grow"} {
+		if res[i] != "ok" {
+			t.Errorf("mmap check %s as the user (in a child process): %s", name, res[i])
+		}
+	}
+}
+
+// binUserUnmount unmounts mnt as the ordinary user (fusermount3 -u; EBUSY
+// is tried again for 2.5 s, as binUnmount does) and checks that the server
+// p exits with status 0.
+func binUserUnmount(t *testing.T, p *binProc, mnt string) {
+	t.Helper()
+	var err error
+	for try := 0; try < 50; try++ {
+		if err = binRunEnv(t, nil, binUserCred, "fusermount3", "-u", mnt); err == nil || !strings.Contains(err.Error(), "busy") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if code := p.binWait(); code != 0 {
 		t.Fatalf("exit status %d; output:\n%s", code, p.output)
 	}
-	binCheckGone(t, mnt, memdir)
+	binWaitUnmounted(t, mnt)
 }

@@ -48,6 +48,7 @@ type system struct {
 	Key, Label string
 }
 
+// The systems of scripts/bench, in the order of the table's columns.
 var systems = []system{
 	{"tmpfs", "tmpfs"},
 	{"loopback", "loopback"},
@@ -55,10 +56,35 @@ var systems = []system{
 	{"mmapfs", "mmapfs"},
 	{"mmapfs-mapped", "mmapfs pt=off"},
 	{"mmapfs-store", "mmapfs --store"},
+	{"mmapfs-store-mapped", "--store pt=off"},
+	{"mmapfs-user", "mmapfs user"},
+	{"disk", "disk"},
+	{"mmapfs-store-disk", "--store on disk"},
 }
 
-// The systems mmapfs is compared with in the table.
-var refs = []string{"tmpfs", "loopback", "loopback-pt"}
+// pair is a ratio of the table: system A relative to system B.
+type pair struct{ A, B string }
+
+// The ratios of the table: mmapfs (memory store, defaults) to the systems
+// it is compared with, then each other way of using mmapfs to what it
+// should keep up with: --store to the memory store, each with and without
+// passthrough; --store on a disk to a plain directory of that disk's
+// filesystem; an ordinary user's mount to tmpfs.
+var pairs = []pair{
+	{"mmapfs", "tmpfs"},
+	{"mmapfs", "loopback"},
+	{"mmapfs", "loopback-pt"},
+	{"mmapfs-store", "mmapfs"},
+	{"mmapfs-store-mapped", "mmapfs-mapped"},
+	{"mmapfs-store-disk", "disk"},
+	{"mmapfs-user", "tmpfs"},
+}
+
+// key is the name of the ratio in bench.json: "A/B".
+func (p pair) key() string { return p.A + "/" + p.B }
+
+// label is the heading of the ratio's column.
+func (p pair) label() string { return labelOf(p.A) + " ÷ " + labelOf(p.B) }
 
 type result struct {
 	Median float64   `json:"median"`
@@ -72,10 +98,13 @@ type workloadOut struct {
 	Better string `json:"better"`
 	// Per system: the median and every run.
 	Results map[string]*result `json:"results"`
-	// mmapfs relative to each reference: a speed ratio (rates: mmapfs /
-	// reference, times: reference / mmapfs; above 1 is faster) or, for
-	// memory, mmapfs / reference (above 1 uses more).
+	// mmapfs relative to each system it is compared with (the pairs with
+	// A "mmapfs", keyed by B): a speed ratio (rates: mmapfs / reference,
+	// times: reference / mmapfs; above 1 is faster) or, for memory,
+	// mmapfs / reference (above 1 uses more).
 	MmapfsRatio map[string]float64 `json:"mmapfs_ratio"`
+	// Every pair's ratio, the same way, keyed "A/B".
+	Ratios map[string]float64 `json:"ratios"`
 	// Every system relative to tmpfs, the same way (the chart).
 	RatioToTmpfs map[string]float64 `json:"ratio_to_tmpfs"`
 	// Median CPU seconds the FUSE server used during the workload.
@@ -128,7 +157,7 @@ func reportMain(args []string) error {
 	for _, w := range workloads {
 		wo := &workloadOut{Key: w.Key, Label: w.Label, Unit: w.Unit, Better: "higher",
 			Results: map[string]*result{}, MmapfsRatio: map[string]float64{},
-			RatioToTmpfs: map[string]float64{}}
+			Ratios: map[string]float64{}, RatioToTmpfs: map[string]float64{}}
 		if !w.Higher {
 			wo.Better = "lower"
 		}
@@ -143,9 +172,12 @@ func reportMain(args []string) error {
 				wo.ServerCPU[s.Key] = round(median(vs), 3)
 			}
 		}
-		for _, r := range refs {
-			if v, ok := ratio(w, wo.Results["mmapfs"], wo.Results[r]); ok {
-				wo.MmapfsRatio[r] = round(v, 4)
+		for _, p := range pairs {
+			if v, ok := ratio(w, wo.Results[p.A], wo.Results[p.B]); ok {
+				wo.Ratios[p.key()] = round(v, 4)
+				if p.A == "mmapfs" {
+					wo.MmapfsRatio[p.B] = round(v, 4)
+				}
 			}
 		}
 		for _, s := range systems {
@@ -185,13 +217,15 @@ func ratio(w workload, a, b *result) (float64, bool) {
 	return b.Median / a.Median, true
 }
 
+// printTable prints the medians and the ratios of pairs as a markdown table
+// (the README's Performance table).
 func printTable(f *os.File, out *reportOut) {
 	head := []string{"workload", "unit"}
 	for _, s := range systems {
 		head = append(head, s.Label)
 	}
-	for _, r := range refs {
-		head = append(head, "mmapfs ÷ "+labelOf(r))
+	for _, p := range pairs {
+		head = append(head, p.label())
 	}
 	rows := [][]string{head}
 	for _, w := range out.Workloads {
@@ -203,8 +237,8 @@ func printTable(f *os.File, out *reportOut) {
 				row = append(row, "—")
 			}
 		}
-		for _, r := range refs {
-			if v, ok := w.MmapfsRatio[r]; ok {
+		for _, p := range pairs {
+			if v, ok := w.Ratios[p.key()]; ok {
 				row = append(row, fmtRatio(v))
 			} else {
 				row = append(row, "—")

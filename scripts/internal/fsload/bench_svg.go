@@ -14,18 +14,26 @@ var chartSystems = []struct{ Key, Color string }{
 	{"mmapfs", "#e3732c"},
 	{"mmapfs-mapped", "#f2b134"},
 	{"mmapfs-store", "#8e44ad"},
+	{"mmapfs-store-mapped", "#c39bd3"},
+	{"mmapfs-user", "#27ae60"},
+	{"disk", "#5d4037"},
+	{"mmapfs-store-disk", "#c0392b"},
 }
 
-// drawSVG draws a horizontal bar chart: for each workload one bar per FUSE
-// system, its ratio to tmpfs on a logarithmic axis (speed ratios, and for
-// memory the cost ratio).
+// legendPerRow is how many systems a row of the legend holds.
+const legendPerRow = 5
+
+// drawSVG draws a horizontal bar chart: for each workload one bar per
+// system but tmpfs, its ratio to tmpfs on a logarithmic axis (speed
+// ratios, and for memory the cost ratio).
 func drawSVG(out *reportOut) []byte {
+	legendRows := (len(chartSystems) + 1 + legendPerRow - 1) / legendPerRow // and "tmpfs = 1"
 	const (
 		left, plotW, right = 270.0, 560.0, 70.0
-		top                = 112.0
-		barH, barGap       = 9.0, 2.0
-		groupGap           = 11.0
+		barH, barGap       = 8.0, 1.0
+		groupGap           = 10.0
 	)
+	top := 98.0 + 16*float64(legendRows)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, w := range out.Workloads {
 		for _, s := range chartSystems {
@@ -65,7 +73,7 @@ func drawSVG(out *reportOut) []byte {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="11">`,
 		width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="white"/>`)
-	p(`<text x="10" y="20" font-size="15" font-weight="bold">mmapfs benchmark: each FUSE system relative to tmpfs (log scale)</text>`)
+	p(`<text x="10" y="20" font-size="15" font-weight="bold">mmapfs benchmark: each system relative to tmpfs (log scale)</text>`)
 	sub := "speed ÷ tmpfs's speed, higher is better; memory: bytes ÷ tmpfs's bytes, lower is better"
 	p(`<text x="10" y="38" fill="#444">%s</text>`, html.EscapeString(sub))
 	for i, k := range []string{"machine", "mode"} {
@@ -75,14 +83,17 @@ func drawSVG(out *reportOut) []byte {
 		}
 		p(`<text x="10" y="%d" font-size="10" fill="#666">%s</text>`, 54+14*i, html.EscapeString(v))
 	}
-	lx := 10.0
-	for _, s := range chartSystems {
-		p(`<rect x="%.1f" y="84" width="12" height="10" fill="%s"/>`, lx, s.Color)
-		p(`<text x="%.1f" y="93">%s</text>`, lx+16, html.EscapeString(labelOf(s.Key)))
-		lx += 110
+	legendAt := func(i int) (float64, float64) {
+		return 10 + 130*float64(i%legendPerRow), 84 + 16*float64(i/legendPerRow)
 	}
-	p(`<line x1="%.1f" y1="89" x2="%.1f" y2="89" stroke="black" stroke-dasharray="4 3"/>`, lx, lx+20)
-	p(`<text x="%.1f" y="93">tmpfs = 1</text>`, lx+24)
+	for i, s := range chartSystems {
+		lx, ly := legendAt(i)
+		p(`<rect x="%.1f" y="%.1f" width="12" height="10" fill="%s"/>`, lx, ly, s.Color)
+		p(`<text x="%.1f" y="%.1f">%s</text>`, lx+16, ly+9, html.EscapeString(labelOf(s.Key)))
+	}
+	lx, ly := legendAt(len(chartSystems))
+	p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black" stroke-dasharray="4 3"/>`, lx, ly+5, lx+20, ly+5)
+	p(`<text x="%.1f" y="%.1f">tmpfs = 1</text>`, lx+24, ly+9)
 
 	// Grid and axis.
 	for _, t := range ticks {
@@ -118,14 +129,14 @@ func drawSVG(out *reportOut) []byte {
 			y := y0 + float64(j)*(barH+barGap)
 			v, ok := w.RatioToTmpfs[s.Key]
 			if !ok {
-				p(`<text x="%.1f" y="%.1f" font-size="9" fill="#999">n/a</text>`, left+3, y+barH-1)
+				p(`<text x="%.1f" y="%.1f" font-size="8" fill="#999">n/a</text>`, left+3, y+barH-1)
 				continue
 			}
 			xv := x(v)
 			p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %s × tmpfs</title></rect>`,
 				left, y, math.Max(xv-left, 1), barH, s.Color,
 				html.EscapeString(labelOf(s.Key)), html.EscapeString(w.Label), fmtRatio(v))
-			p(`<text x="%.1f" y="%.1f" font-size="9" fill="#333">%s</text>`, xv+3, y+barH-1, fmtRatio(v))
+			p(`<text x="%.1f" y="%.1f" font-size="8" fill="#333">%s</text>`, xv+3, y+barH-1, fmtRatio(v))
 		}
 	}
 	p(`</svg>`)
