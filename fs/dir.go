@@ -61,7 +61,7 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
-	nodeOf(ch.Operations()).attr(&out.Attr)
+	nodeOf(ch.Operations()).entryOut(out)
 	return ch, 0
 }
 
@@ -112,7 +112,7 @@ func (d *Dir) add(ctx context.Context, name string, mode uint32, ops gofs.InodeE
 	d.setAttrsLocked(&da)
 	d.nent++
 	c.end()
-	n.attr(&out.Attr)
+	n.entryOut(out)
 	return ch, 0
 }
 
@@ -173,7 +173,7 @@ func (d *Dir) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.
 		f.blob.Free()
 		return nil, nil, 0, errno
 	}
-	f.attr(&out.Attr)
+	f.entryOut(out)
 	return ch, fh, fuseFlags, 0
 }
 
@@ -257,7 +257,7 @@ func (d *Dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, 
 	d.setAttrsLocked(&da)
 	d.nent++
 	c.end()
-	n.attr(&out.Attr)
+	n.entryOut(out)
 	return n.EmbeddedInode(), 0
 }
 

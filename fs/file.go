@@ -66,6 +66,16 @@ func (f *File) sizeBlocks() (uint64, uint64) {
 // writing (lend.go), in one frame.
 func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	trunc := flags&syscall.O_TRUNC != 0 && writable(flags)
+	lentNow := false
+	defer func() {
+		if lentNow {
+			// Attributes the kernel cached before the file was lent
+			// may be kept for long (node.entryOut): drop them. (With
+			// a negative offset the kernel takes no inode lock, so
+			// this cannot wait on the request being served.)
+			f.NotifyContent(-1, 0)
+		}
+	}()
 	c := f.fsys.begin()
 	defer c.end()
 	room := true
@@ -85,10 +95,12 @@ func (f *File) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	c.lock(&f.node)
+	wasLent := f.lentLocked()
 	h, fuseFlags, record, errno := f.openedLocked(ctx, flags, room)
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	lentNow = !wasLent && f.lentLocked()
 	switch {
 	case trunc:
 		errno = f.commitDataLocked(&c, undo, false)

@@ -72,7 +72,7 @@ func (d *Dir) LookupNode(ctx context.Context, id uint64, out *fuse.EntryOut) (*g
 	if gone {
 		return nil, syscall.ESTALE
 	}
-	n.attr(&out.Attr)
+	n.entryOut(out)
 	return n.EmbeddedInode(), 0
 }
 
@@ -89,7 +89,7 @@ func (d *Dir) LookupParent(ctx context.Context, out *fuse.EntryOut) (*gofs.Inode
 	if p == nil {
 		return nil, "", syscall.ESTALE
 	}
-	p.attr(&out.Attr)
+	p.entryOut(out)
 	return parent, name, 0
 }
 

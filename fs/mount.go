@@ -90,9 +90,11 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	if name == "" {
 		name = "mmapfs"
 	}
-	// Names and attributes are only ever changed through the kernel, so
-	// they may be cached; the server never changes them behind its back.
-	timeout := time.Second
+	// Names and attributes are only ever changed through the kernel, which
+	// drops what a request changes: so they may be cached for long (but
+	// those of files lent to passthrough: node.entryOut). Negative entries
+	// too: only the kernel adds names.
+	timeout := time.Hour
 	opts := &gofs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

@@ -113,9 +113,12 @@ type sizer interface {
 
 // attr fills out with n's attributes, its size and blocks included. A
 // File with loans first takes in what the kernel changed in its store file
-// (observe). It takes n.mu, so n.mu must not be held.
-func (n *node) attr(out *fuse.Attr) {
-	if f, ok := n.Operations().(*File); ok {
+// (observe). It reports whether n is a file lent to the kernel, whose
+// attributes the kernel is to keep only for lentAttrTimeout. It takes n.mu,
+// so n.mu must not be held.
+func (n *node) attr(out *fuse.Attr) (lent bool) {
+	f, isFile := n.Operations().(*File)
+	if isFile {
 		f.observe(false)
 	}
 	var size, blocks uint64
@@ -124,14 +127,41 @@ func (n *node) attr(out *fuse.Attr) {
 	}
 	n.mu.Lock()
 	n.fillAttrLocked(out)
+	lent = isFile && f.lentLocked()
 	n.mu.Unlock()
 	out.Size = size
 	out.Blocks = blocks
+	return lent
+}
+
+// The kernel keeps names and attributes for long (Mount): only it changes
+// them, and it drops what a request changes. The exception is a file lent
+// to passthrough: the kernel writes its store file without the server, and
+// a store through a shared mapping changes the store file's mtime without
+// the kernel's inode hearing of it. So a lent file's attributes are kept
+// for the shortest time the kernel knows (a tick), and the kernel's cached
+// attributes are dropped when a file is first lent (File.Open).
+const lentAttrTimeout = time.Nanosecond
+
+// entryOut fills out with n's attributes, and a short attribute timeout
+// for a lent file.
+func (n *node) entryOut(out *fuse.EntryOut) {
+	if n.attr(&out.Attr) {
+		out.SetAttrTimeout(lentAttrTimeout)
+	}
+}
+
+// attrOut fills out with n's attributes, and a short timeout for a lent
+// file.
+func (n *node) attrOut(out *fuse.AttrOut) {
+	if n.attr(&out.Attr) {
+		out.SetTimeout(lentAttrTimeout)
+	}
 }
 
 // Getattr implements gofs.NodeGetattrer.
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.attr(&out.Attr)
+	n.attrOut(out)
 	return 0
 }
 
@@ -210,7 +240,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		// Privileges to drop for a write or an O_TRUNC open, and none
 		// there: nothing changes (that request changes ctime itself).
 		c.end()
-		n.attr(&out.Attr)
+		n.attrOut(out)
 		return 0
 	}
 	if ctime, ok := in.GetCTime(); ok {
@@ -249,7 +279,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		f.unsaved = false
 	}
 	c.end()
-	n.attr(&out.Attr)
+	n.attrOut(out)
 	return 0
 }
 

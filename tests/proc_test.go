@@ -137,6 +137,54 @@ func runHelperOp(op helperOp) string {
 			return errResult(err)
 		}
 		return fmt.Sprintf("ok:%o", st.Mode)
+	case "statfull": // statfull PATH: "ok:SIZE:MTIME_NS:CTIME_NS"
+		var st unix.Stat_t
+		if err := unix.Lstat(arg(1), &st); err != nil {
+			return errResult(err)
+		}
+		return fmt.Sprintf("ok:%d:%d:%d", st.Size, st.Mtim.Nano(), st.Ctim.Nano())
+	case "mmap-store": // mmap-store PATH DATA: store DATA at 0 through a shared mapping, msync
+		fd, err := unix.Open(arg(1), unix.O_RDWR, 0)
+		if err != nil {
+			return errResult(err)
+		}
+		defer unix.Close(fd)
+		mem, err := unix.Mmap(fd, 0, len(arg(2)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			return errResult(err)
+		}
+		copy(mem, arg(2))
+		err = unix.Msync(mem, unix.MS_SYNC)
+		unix.Munmap(mem)
+		return errResult(err)
+	case "mmap-twice": // mmap-twice PATH: map, store, msync, unmap and fstat twice, through one descriptor: "ok:MTIME1:MTIME2"
+		fd, err := unix.Open(arg(1), unix.O_RDWR, 0)
+		if err != nil {
+			return errResult(err)
+		}
+		defer unix.Close(fd)
+		var m [2]int64
+		for i := range m {
+			time.Sleep(10 * time.Millisecond) // past a tick: the mtime moves
+			// A new mapping each time: the first store into a
+			// mapping is what sets the mtime (as on tmpfs).
+			mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				return errResult(err)
+			}
+			mem[i] = 'x'
+			err = unix.Msync(mem, unix.MS_SYNC)
+			unix.Munmap(mem)
+			if err != nil {
+				return errResult(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				return errResult(err)
+			}
+			m[i] = st.Mtim.Nano()
+		}
+		return fmt.Sprintf("ok:%d:%d", m[0], m[1])
 	case "setxattr":
 		return errResult(unix.Setxattr(arg(1), arg(2), []byte(arg(3)), 0))
 	case "getxattr":
