@@ -124,27 +124,27 @@ func TestCachedAttrsAcrossProcesses(t *testing.T) {
 	}{
 		{"a write that grows the file", 4 * page, func() {
 			fd := openFd(t, j("f"), unix.O_WRONLY, 0)
-			defer unix.Close(fd)
+			defer closeFd(fd)
 			_, err := unix.Pwrite(fd, pattern(page, 3), 3*page)
 			noErr(t, err, "pwrite")
 		}},
 		{"a write inside the file", 4 * page, func() {
 			fd := openFd(t, j("f"), unix.O_WRONLY, 0)
-			defer unix.Close(fd)
+			defer closeFd(fd)
 			_, err := unix.Pwrite(fd, pattern(100, 4), 10)
 			noErr(t, err, "pwrite")
 		}},
 		{"truncate", 2*page + 5, func() { noErr(t, unix.Truncate(j("f"), 2*page+5), "truncate") }},
 		{"fallocate", 6 * page, func() {
 			fd := openFd(t, j("f"), unix.O_WRONLY, 0)
-			defer unix.Close(fd)
+			defer closeFd(fd)
 			noErr(t, unix.Fallocate(fd, 0, 0, 6*page), "fallocate")
 		}},
 		{"copy_file_range", 8 * page, func() {
 			in := openFd(t, j("src"), unix.O_RDONLY, 0)
-			defer unix.Close(in)
+			defer closeFd(in)
 			out := openFd(t, j("f"), unix.O_WRONLY, 0)
-			defer unix.Close(out)
+			defer closeFd(out)
 			off := int64(3 * page)
 			_, err := unix.CopyFileRange(in, nil, out, &off, 5*page, 0)
 			noErr(t, err, "copy_file_range")
@@ -173,7 +173,7 @@ func TestCachedAttrsAcrossProcesses(t *testing.T) {
 	// file is open here (with passthrough: lent all along), its
 	// attributes cached.
 	held := openFd(t, j("f"), unix.O_RDWR, 0)
-	defer unix.Close(held)
+	defer closeFd(held)
 	if _, mtime, _, e := stat(j("f")); e != "" || mtime != last {
 		t.Fatalf("stat of the open file in another process: %s, mtime moved", e)
 	}
