@@ -8,9 +8,43 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+)
+
+// The lock of a persistent store is its lock file, LockName, which names
+// the pid of its holder and carries two locks, both dropped by the kernel
+// when their holder dies:
+//
+//   - an flock on the whole file: the store is taken, from Open, Load or
+//     Check until Close. Earlier versions of mmapfs take it too.
+//   - an open file description lock (F_OFD_SETLK) on its first byte, the
+//     in-use lock: the holder is using the store (serving it, starting
+//     to, or checking it). A server whose mount is gone lets go of it
+//     (Store.Exiting) while it finishes: its last snapshot, closing the
+//     journal and the store files.
+//
+// A process that finds the flock taken looks at the in-use lock. Held, the
+// store is in use, and it is refused at once with ErrInUse; free, the
+// holder is exiting, and it waits until it lets go of the store, lockWait
+// at most, looking again all the while (a holder that is starting takes
+// the in-use lock just after the flock).
+
+// How long a process opening a store waits for one that is exiting to let
+// go of it, and after how long of that it says so. Variables for the
+// tests.
+var (
+	lockWait    = 10 * time.Second
+	lockWaitSay = time.Second
+)
+
+// The pauses between looks at a lock held by an exiting server: doubling
+// from the first to the last.
+const (
+	lockPollFirst = time.Millisecond
+	lockPollLast  = 20 * time.Millisecond
 )
 
 // flock takes an exclusive flock on f without waiting: EWOULDBLOCK if
@@ -32,10 +66,63 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// takeLock locks persistent store dir for this process with flock; a
-// second server gets ErrInUse with the pid the lock file names. Read only,
-// the lock file is neither made nor written (nil: there is none), and one
-// that is not a regular file is left for fsck to report.
+// inUseRange is the in-use lock of a lock file, of type typ (F_WRLCK,
+// F_RDLCK or F_UNLCK).
+func inUseRange(typ int16) *unix.Flock_t {
+	return &unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: 0, Len: 1}
+}
+
+// markInUse takes the in-use lock on lock file f: a write lock, or a read
+// lock when f is open read only (two readers cannot both hold the flock).
+func markInUse(f *os.File, ro bool) error {
+	typ := int16(unix.F_WRLCK)
+	if ro {
+		typ = unix.F_RDLCK
+	}
+	return unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, inUseRange(typ))
+}
+
+// unmarkInUse lets go of the in-use lock on lock file f.
+func unmarkInUse(f *os.File) error {
+	return unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, inUseRange(unix.F_UNLCK))
+}
+
+// inUse reports whether another open file description holds the in-use
+// lock of lock file f.
+func inUse(f *os.File) (bool, error) {
+	lk := inUseRange(unix.F_WRLCK)
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, lk); err != nil {
+		return false, err
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// releaseLock lets go of both locks on lock file f and closes it. The
+// locks are let go of explicitly: they belong to the open file
+// description, which a child being started (between fork and exec) may
+// share for a moment.
+func releaseLock(f *os.File) {
+	_ = unmarkInUse(f)
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	f.Close()
+}
+
+// holder names the process lock file f says holds it: "process N", or
+// "another process" if it names none.
+func holder(f *os.File) string {
+	buf := make([]byte, 32)
+	n, _ := f.ReadAt(buf, 0)
+	if p := strings.TrimSpace(string(buf[:n])); p != "" {
+		return "process " + p
+	}
+	return "another process"
+}
+
+// takeLock locks persistent store dir for this process (see above): a
+// second process gets ErrInUse with the pid the lock file names, at once
+// if the holder uses the store, after waiting for it if it is exiting.
+// Read only, the lock file is neither made nor written (nil: there is
+// none), and one that is not a regular file is left for fsck to report.
 func takeLock(dir string, ro bool, rep *Report, log *zap.Logger) (*os.File, error) {
 	name := filepath.Join(dir, LockName)
 	if fi, err := os.Lstat(name); err == nil && !fi.Mode().IsRegular() {
@@ -61,21 +148,61 @@ func takeLock(dir string, ro bool, rep *Report, log *zap.Logger) (*os.File, erro
 	if err != nil {
 		return nil, fmt.Errorf("store %s: lock: %w", dir, err)
 	}
-	if err := flock(f); err != nil {
-		pid, _ := io.ReadAll(io.LimitReader(f, 32))
+	if err := waitLock(f, dir, log); err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			who := "another process"
-			if p := strings.TrimSpace(string(pid)); p != "" {
-				who = "process " + p
-			}
-			return nil, fmt.Errorf("store %s is %w by %s (one mmapfs serves a store at a time)", dir, ErrInUse, who)
-		}
-		return nil, fmt.Errorf("store %s: lock: %w", dir, err)
+		return nil, err
+	}
+	if err := markInUse(f, ro); err != nil {
+		// The store is ours all the same; a process that opens it
+		// meanwhile takes this one for an exiting server, and is
+		// refused only once it has waited for it.
+		log.Warn("cannot mark the store in use: a server started on it while this one runs waits "+lockWait.String()+" before it is refused",
+			zap.String("lock", name), zap.Error(err))
 	}
 	if !ro {
 		_ = f.Truncate(0)
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// waitLock takes the flock on lock file f of store dir. While its holder
+// is exiting (it holds no in-use lock) it waits for it, lockWait at most,
+// and says so at INFO once it has waited lockWaitSay; a holder that uses
+// the store is refused at once with ErrInUse.
+func waitLock(f *os.File, dir string, log *zap.Logger) error {
+	start := time.Now()
+	said := false
+	pause := lockPollFirst
+	for {
+		err := flock(f)
+		if err == nil {
+			if said {
+				log.Info("the exiting server let go of the store",
+					zap.String("store", dir), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			}
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("store %s: lock: %w", dir, err)
+		}
+		// A filesystem without open file description locks cannot
+		// tell: the holder is taken to use the store.
+		busy, lerr := inUse(f)
+		who := holder(f)
+		if busy || lerr != nil {
+			return fmt.Errorf("store %s is %w by %s (one mmapfs serves a store at a time)", dir, ErrInUse, who)
+		}
+		waited := time.Since(start)
+		if waited >= lockWait {
+			return fmt.Errorf("store %s is %w by %s, which has stopped serving it but has not let go of it in %v (one mmapfs serves a store at a time)",
+				dir, ErrInUse, who, lockWait)
+		}
+		if !said && waited >= lockWaitSay {
+			log.Info("waiting for "+who+", which is exiting, to let go of the store", zap.String("store", dir))
+			said = true
+		}
+		time.Sleep(min(pause, lockWait-waited))
+		pause = min(2*pause, lockPollLast)
+	}
 }

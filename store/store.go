@@ -9,7 +9,7 @@
 // the store files in it; it is removed when the store is closed. A
 // persistent store (Open, `--store DIR`) is a directory that holds:
 //
-//	lock                 taken with flock by the process that serves the store
+//	lock                 the pid of the process that holds the store, and its locks (lock.go)
 //	meta/                the metadata: snapshot and journals (package journal)
 //	blobs/               the file data, one store file per blob (package mapstore)
 //	lost+found/          may be there (a filesystem's root has one); left alone
@@ -39,7 +39,8 @@ const (
 	lostFoundName = "lost+found"
 )
 
-// ErrInUse is returned when another process serves the store.
+// ErrInUse is returned when another process holds the store: it serves or
+// checks it, or it is exiting and did not let go of it in time.
 var ErrInUse = errors.New("in use")
 
 // BlockSize is the unit of the figures Space reports.
@@ -90,7 +91,7 @@ type Tree struct {
 }
 
 // Store is an open store directory. Its accessors are safe for concurrent
-// use; TakeTree, Close and Abandon are not.
+// use; TakeTree, Exiting, Close and Abandon are not.
 type Store struct {
 	dir   string          // the store directory
 	files string          // the directory of the store files
@@ -196,8 +197,19 @@ func (s *Store) Close() error {
 // unlock lets go of a persistent store's lock.
 func (s *Store) unlock() {
 	if s.lock != nil {
-		s.lock.Close()
+		releaseLock(s.lock)
 		s.lock = nil
+	}
+}
+
+// Exiting tells a persistent store that its server has stopped serving it
+// (its mount is gone) and is only finishing: writing the last snapshot
+// and closing the store. A process that opens the store meanwhile waits
+// for Close instead of being refused. It does nothing for a memory store,
+// or once the store is closed.
+func (s *Store) Exiting() {
+	if s.lock != nil {
+		_ = unmarkInUse(s.lock)
 	}
 }
 

@@ -156,6 +156,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	case o.Passthrough == "on":
 		m.Server.Unmount()
 		m.Server.Wait()
+		st.Exiting()
 		m.Close()
 		return fail(fmt.Errorf("--passthrough=on: %v", m.PassthroughErr))
 	case passthroughOff != nil:
@@ -185,6 +186,9 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	}
 
 	code, how := waitUnmount(m, mnt, sigs, log)
+	// The mount is gone: a server started on the store from now on
+	// waits for this one to finish instead of being refused.
+	st.Exiting()
 	if code != 0 && how == "abandoned" {
 		onAbandon()
 	}
