@@ -150,7 +150,7 @@ func TestLockWaitsForExiting(t *testing.T) {
 	if n := countLogs(logs, waitingLine()); n != 1 {
 		t.Errorf("the wait was logged %d times, want once: %v", n, logs.All())
 	}
-	if countLogs(logs, "the exiting server let go of the store") != 1 {
+	if countLogs(logs, "the process that held the store let go of it") != 1 {
 		t.Errorf("the end of the wait was not logged: %v", logs.All())
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, LockName)); err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(os.Getpid()) {
@@ -237,4 +237,139 @@ func TestExitingMemoryAndClosed(t *testing.T) {
 	closeT(t, p)
 	p.Exiting()
 	closeT(t, openT(t, dir))
+}
+
+// mountTmpfs mounts a small tmpfs on a new directory named name, as root,
+// and returns the directory; a cleanup detaches it if it is still there.
+func mountTmpfs(t *testing.T, name string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// serveOn records in s's lock file the mount on dir, as Serving does for a
+// FUSE mount.
+func serveOn(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	m, err := mountOfDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeLockInfo(s.lock, lockInfo{pid: strconv.Itoa(os.Getpid()), mount: m}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While the mount the lock file names is there, the store is refused at
+// once; once it is gone, the server is waited for, also before it says
+// it is exiting, and its last change is found.
+func TestLockMountGone(t *testing.T) {
+	setLockWait(t, 10*time.Minute, 0)
+	mnt := mountTmpfs(t, "mount point")
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openT(t, dir)
+	s.Serving(mnt) // not a FUSE mount: nothing recorded
+	pid := strconv.Itoa(os.Getpid())
+	if data, err := os.ReadFile(filepath.Join(dir, LockName)); err != nil || string(data) != pid+"\n" {
+		t.Errorf("lock file after Serving on a tmpfs: %q, %v; want the pid alone", data, err)
+	}
+	serveOn(t, s, mnt)
+	data, err := os.ReadFile(filepath.Join(dir, LockName))
+	lines := strings.Split(string(data), "\n")
+	if err != nil || len(lines) != 3 || lines[0] != pid || !strings.HasPrefix(lines[1], "mount ") ||
+		!strings.HasSuffix(lines[1], " "+strings.ReplaceAll(mnt, " ", `\040`)) {
+		t.Errorf("lock file naming the mount: %q, %v", data, err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	if _, err := Open(dir, Options{Logger: zap.New(core)}); !errors.Is(err, ErrInUse) ||
+		err.Error() != "store "+dir+" is in use by process "+pid+" (one mmapfs serves a store at a time)" {
+		t.Errorf("Open while the mount is there = %v; want ErrInUse at once", err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("Open while the mount is there logged %v", logs.All())
+	}
+
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, logs := openAsync(dir)
+	awaitLog(t, logs, "waiting for process "+pid+", whose mount on "+mnt+" is gone, to stop serving the store")
+	s.Exiting()
+	commitT(t, s, func(b *journal.Batch) { b.Inode(&journal.Inode{Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2}) })
+	closeT(t, s)
+	r := result(t, res)
+	if r.err != nil {
+		t.Fatalf("Open once the server let go: %v", r.err)
+	}
+	defer closeT(t, r.s)
+	if tree := r.s.TakeTree(); tree.State.Inodes[1] == nil {
+		t.Errorf("the store opened after the wait lacks the last change: %+v", tree.State.Inodes)
+	}
+	if n := logs.FilterMessageSnippet("waiting for").Len(); n != 1 {
+		t.Errorf("the wait was logged %d times, want once: %v", n, logs.All())
+	}
+}
+
+// A server whose mount is gone but that goes on serving (a mount detached
+// with files open) is waited for lockWait, and then refused with a message
+// that says so.
+func TestLockMountGoneBounded(t *testing.T) {
+	setLockWait(t, 50*time.Millisecond, time.Hour)
+	mnt := mountTmpfs(t, "mnt")
+	dir := filepath.Join(t.TempDir(), "store")
+	s := openT(t, dir)
+	defer closeT(t, s)
+	serveOn(t, s, mnt)
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := "store " + dir + " is in use by process " + strconv.Itoa(os.Getpid()) + ", which still serves it 50ms after its mount on " + mnt +
+		" was unmounted: the mount was detached, and files are still open on it (one mmapfs serves a store at a time)"
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrInUse) || err.Error() != want {
+		t.Errorf("Open = %v; want %q", err, want)
+	}
+}
+
+// What the lock file says is read back as written; what is not known is
+// left out.
+func TestLockInfo(t *testing.T) {
+	m := &lockMount{id: "42", dev: "0:57", point: `/mnt/a\040b`}
+	for _, li := range []lockInfo{{}, {pid: "12"}, {pid: "12", mount: m}} {
+		got := parseLockInfo(li.format())
+		if got.pid != li.pid || (got.mount == nil) != (li.mount == nil) || (got.mount != nil && *got.mount != *li.mount) {
+			t.Errorf("parse(format(%+v)) = %+v", li, got)
+		}
+	}
+	for data, want := range map[string]lockInfo{
+		"":                         {},
+		"\n":                       {},
+		" 7 \n":                    {pid: "7"},
+		"7\nmount 1 2\nfuture x\n": {pid: "7"},
+	} {
+		if got := parseLockInfo([]byte(data)); got.pid != want.pid || got.mount != nil {
+			t.Errorf("parseLockInfo(%q) = %+v, want %+v", data, got, want)
+		}
+	}
+	if got := (lockInfo{}).who(); got != "another process" {
+		t.Errorf("who of no pid = %q", got)
+	}
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/a\011\134x`: "/a\t\\x", `/plain`: "/plain", `/end\04`: `/end\04`} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

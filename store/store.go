@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -199,6 +200,26 @@ func (s *Store) unlock() {
 	if s.lock != nil {
 		releaseLock(s.lock)
 		s.lock = nil
+	}
+}
+
+// Serving records in a persistent store's lock file the mount on
+// mountpoint that serves it: while that mount is there, a process that
+// opens the store is refused at once; once it is gone, it waits for this
+// server to stop (Exiting, Close). It does nothing for a memory store,
+// and says at DEBUG why it recorded nothing when mountpoint is not a
+// FUSE mount this process sees (a /dev/fd/N mount point): a process that
+// opens the store is then refused until Exiting.
+func (s *Store) Serving(mountpoint string) {
+	if s.lock == nil {
+		return
+	}
+	m, err := ownMount(mountpoint)
+	if err == nil {
+		err = writeLockInfo(s.lock, lockInfo{pid: strconv.Itoa(os.Getpid()), mount: m})
+	}
+	if err != nil {
+		s.log.Debug("the lock file does not name the mount", zap.String("mountpoint", mountpoint), zap.Error(err))
 	}
 }
 

@@ -149,6 +149,8 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	if err != nil {
 		return fail(mountError(o.Mountpoint, err))
 	}
+	// A server started on the store is refused while this mount is there.
+	st.Serving(mnt)
 	switch {
 	case o.Passthrough == "off":
 	case passthroughOff == nil && m.PassthroughErr == nil:
