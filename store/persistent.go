@@ -26,7 +26,7 @@ type metaStore struct {
 func (m *metaStore) close() error {
 	err := m.meta.Close()
 	if m.lock != nil {
-		m.lock.Close()
+		releaseLock(m.lock)
 	}
 	return err
 }
@@ -52,7 +52,7 @@ func openMeta(dir string, ro, salvage bool, opts Options) (*metaStore, error) {
 	})
 	if err != nil {
 		if lock != nil {
-			lock.Close()
+			releaseLock(lock)
 		}
 		if errors.Is(err, journal.ErrDamaged) {
 			return nil, fmt.Errorf("store %s: %w; run `mmapfs fsck --store %s --repair`", dir, err, dir)

@@ -9,7 +9,7 @@
 // the store files in it; it is removed when the store is closed. A
 // persistent store (Open, `--store DIR`) is a directory that holds:
 //
-//	lock                 taken with flock by the process that serves the store
+//	lock                 the pid of the process that holds the store, and its locks (lock.go)
 //	meta/                the metadata: snapshot and journals (package journal)
 //	blobs/               the file data, one store file per blob (package mapstore)
 //	lost+found/          may be there (a filesystem's root has one); left alone
@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -39,7 +40,8 @@ const (
 	lostFoundName = "lost+found"
 )
 
-// ErrInUse is returned when another process serves the store.
+// ErrInUse is returned when another process holds the store: it serves or
+// checks it, or it is exiting and did not let go of it in time.
 var ErrInUse = errors.New("in use")
 
 // BlockSize is the unit of the figures Space reports.
@@ -90,7 +92,7 @@ type Tree struct {
 }
 
 // Store is an open store directory. Its accessors are safe for concurrent
-// use; TakeTree, Close and Abandon are not.
+// use; TakeTree, Exiting, Close and Abandon are not.
 type Store struct {
 	dir   string          // the store directory
 	files string          // the directory of the store files
@@ -196,8 +198,39 @@ func (s *Store) Close() error {
 // unlock lets go of a persistent store's lock.
 func (s *Store) unlock() {
 	if s.lock != nil {
-		s.lock.Close()
+		releaseLock(s.lock)
 		s.lock = nil
+	}
+}
+
+// Serving records in a persistent store's lock file the mount on
+// mountpoint that serves it: while that mount is there, a process that
+// opens the store is refused at once; once it is gone, it waits for this
+// server to stop (Exiting, Close). It does nothing for a memory store,
+// and says at DEBUG why it recorded nothing when mountpoint is not a
+// FUSE mount this process sees (a /dev/fd/N mount point): a process that
+// opens the store is then refused until Exiting.
+func (s *Store) Serving(mountpoint string) {
+	if s.lock == nil {
+		return
+	}
+	m, err := ownMount(mountpoint)
+	if err == nil {
+		err = writeLockInfo(s.lock, lockInfo{pid: strconv.Itoa(os.Getpid()), mount: m})
+	}
+	if err != nil {
+		s.log.Debug("the lock file does not name the mount", zap.String("mountpoint", mountpoint), zap.Error(err))
+	}
+}
+
+// Exiting tells a persistent store that its server has stopped serving it
+// (its mount is gone) and is only finishing: writing the last snapshot
+// and closing the store. A process that opens the store meanwhile waits
+// for Close instead of being refused. It does nothing for a memory store,
+// or once the store is closed.
+func (s *Store) Exiting() {
+	if s.lock != nil {
+		_ = unmarkInUse(s.lock)
 	}
 }
 

@@ -149,6 +149,8 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	if err != nil {
 		return fail(mountError(o.Mountpoint, err))
 	}
+	// A server started on the store is refused while this mount is there.
+	st.Serving(mnt)
 	switch {
 	case o.Passthrough == "off":
 	case passthroughOff == nil && m.PassthroughErr == nil:
@@ -156,6 +158,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	case o.Passthrough == "on":
 		m.Server.Unmount()
 		m.Server.Wait()
+		st.Exiting()
 		m.Close()
 		return fail(fmt.Errorf("--passthrough=on: %v", m.PassthroughErr))
 	case passthroughOff != nil:
@@ -185,6 +188,9 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	}
 
 	code, how := waitUnmount(m, mnt, sigs, log)
+	// The mount is gone: a server started on the store from now on
+	// waits for this one to finish instead of being refused.
+	st.Exiting()
 	if code != 0 && how == "abandoned" {
 		onAbandon()
 	}
