@@ -170,11 +170,13 @@ func (f *File) fuseFlagsLocked() uint32 {
 		// bring old bytes back into the cache.) So under strictatime
 		// the first read of each page of an open reaches the server
 		// and updates atime, but a read the cache answers later in
-		// the same open, or while another open of the file exists,
-		// does not: every read reaching the server would take
-		// FOPEN_DIRECT_IO, which gives up the page cache and readahead
-		// for every read, and whose mmap coherency with cached opens
-		// of the same file the kernel only keeps in part.
+		// the same open, or while another open of the file exists
+		// (one closed a moment ago counts until its RELEASE arrives,
+		// which close does not wait for), does not. Every read would
+		// reach the server only with FOPEN_DIRECT_IO, which gives up
+		// the page cache and readahead for every read, and whose mmap
+		// coherency with cached opens of the same file the kernel
+		// keeps only in part.
 		//
 		// With passthrough the kernel's writes of an earlier open may
 		// have gone to the store file around that cache, so an open
