@@ -245,8 +245,8 @@ func (r *viewResult) Done() {
 }
 
 // touchAtime updates atime for a read, by the mount's rule (atime.go):
-// under relatime when it is older than mtime or ctime, or a day old. It
-// reports whether atime changed.
+// under relatime when it is not later than mtime or ctime, or a day old.
+// It reports whether atime changed.
 func (n *node) touchAtime() bool {
 	now := time.Now()
 	n.mu.Lock()
