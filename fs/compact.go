@@ -88,13 +88,14 @@ func (fsys *filesystem) writeSnapshot(sn *journal.Snapshot) int {
 // closePersist ends persistence after the server stopped: a last
 // snapshot, so that the next mount has no journal to replay and atimes
 // are saved, and the journal is closed. The store's Close lets go of its
-// lock.
+// lock. A read-only mount changed nothing and writes nothing (a journal
+// it found is replayed again by the next mount).
 func (fsys *filesystem) closePersist() error {
 	if fsys.persist == nil {
 		return nil
 	}
 	var err error
-	if fsys.persist.meta.Frames() > 0 || fsys.persist.atimeDirty.Load() {
+	if !fsys.readOnly && (fsys.persist.meta.Frames() > 0 || fsys.persist.atimeDirty.Load()) {
 		err = fsys.compact()
 	}
 	if cerr := fsys.persist.meta.Close(); err == nil {

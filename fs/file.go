@@ -256,8 +256,9 @@ func (r *viewResult) Done() {
 	viewResults.Put(r)
 }
 
-// touchAtime updates atime as a relatime mount does: when it is older
-// than mtime or ctime, or a day old. It reports whether atime changed.
+// touchAtime updates atime for a read, by the mount's rule (atime.go):
+// under relatime when it is not later than mtime or ctime, or a day old.
+// It reports whether atime changed.
 func (n *node) touchAtime() bool {
 	now := time.Now()
 	n.mu.Lock()
@@ -273,11 +274,11 @@ func (n *node) touchAtime() bool {
 }
 
 // atimeDueLocked reports whether a read at now updates atime under the
-// relatime rule.
+// mount's rule.
 //
 // Preconditions: n.mu is held.
 func (n *node) atimeDueLocked(now time.Time) bool {
-	return !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) > 24*time.Hour
+	return n.fsys.atime.due(n.isDir(), n.atime, n.mtime, n.ctime, now)
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns

@@ -27,6 +27,10 @@ type filesystem struct {
 	store     *mapstore.Store
 	log       *zap.Logger
 	maxInodes uint64 // 0: no limit
+	// atime says when reads update atime (the mount's flags); immutable.
+	atime atimeRule
+	// readOnly: the mount is read-only (MS_RDONLY); immutable.
+	readOnly bool
 
 	nextIno atomic.Uint64 // last inode number handed out
 	inodes  atomic.Int64  // live inodes, root included
@@ -63,7 +67,8 @@ func NewRoot(cfg Config) (*Dir, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, maxInodes: cfg.MaxInodes, storeDir: cfg.Store}
+	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, maxInodes: cfg.MaxInodes, storeDir: cfg.Store,
+		atime: atimeRuleOf(cfg.MountFlags), readOnly: cfg.MountFlags&syscall.MS_RDONLY != 0}
 	fsys.nextIno.Store(journal.RootIno)
 	fsys.inodes.Store(1)
 	mode := cfg.RootMode & 07777

@@ -163,10 +163,20 @@ func (f *File) fuseFlagsLocked() uint32 {
 		// explicit data cache control, see Mount), so the cache may
 		// outlive an open. But reads from the cache do not reach the
 		// server, which keeps atime: when the next read is to update
-		// it (relatime), an open with no other open of the file drops
-		// the cache. (Not while another is open: a drop while one of
-		// its writes is on its way to the server can bring old bytes
-		// back into the cache.)
+		// it (relatime; always under strictatime; never under noatime
+		// or on a read-only mount), an open with no other open of the
+		// file drops the cache. (Not while another is open: a drop
+		// while one of its writes is on its way to the server can
+		// bring old bytes back into the cache.) So under strictatime
+		// the first read of each page of an open reaches the server
+		// and updates atime, but a read the cache answers later in
+		// the same open, or while another open of the file exists
+		// (one closed a moment ago counts until its RELEASE arrives,
+		// which close does not wait for), does not. Every read would
+		// reach the server only with FOPEN_DIRECT_IO, which gives up
+		// the page cache and readahead for every read, and whose mmap
+		// coherency with cached opens of the same file the kernel
+		// keeps only in part.
 		//
 		// With passthrough the kernel's writes of an earlier open may
 		// have gone to the store file around that cache, so an open
@@ -267,9 +277,12 @@ func (f *File) observeLocked(save bool) syscall.Errno {
 	if now.a != f.seen.a {
 		// The kernel read the file. The store file's atime follows
 		// the store mount's rules on the store file's own times; the
-		// node's follows relatime on the node's times (touchAtime).
+		// node's follows this mount's rule on the node's times
+		// (touchAtime): under noatime or on a read-only mount the
+		// read changes nothing. (No strictatime mount lends files:
+		// the store file's atime cannot tell every read; Mount.)
 		at := time.Unix(now.a.Unix())
-		if !f.atime.After(f.mtime) || !f.atime.After(f.ctime) || at.Sub(f.atime) > 24*time.Hour {
+		if f.fsys.atime.due(false, f.atime, f.mtime, f.ctime, at) {
 			f.atime = at
 			if f.fsys.persist != nil {
 				f.fsys.persist.atimeDirty.Store(true)

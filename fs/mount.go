@@ -30,7 +30,7 @@ type Config struct {
 	AllowOther bool        // let other users in (permissions are enforced)
 	Debug      bool        // log every FUSE request and reply
 	FsName     string      // source field in /proc/mounts; "" = "mmapfs"
-	MountFlags uintptr     // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY…
+	MountFlags uintptr     // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY… (Mount)
 	Logger     *zap.Logger // nil = zap.NewNop()
 
 	// Passthrough asks for FUSE passthrough: an open regular file's
@@ -138,7 +138,19 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// for. Through fusermount3 (other users) they are always off.
 	// MS_RELATIME keeps the value non-zero, which go-fuse reads as "use
 	// nosuid,nodev".
+	//
+	// The kernel applies MS_NOSUID, MS_NODEV and MS_NOEXEC, and on a
+	// read-only mount fails every change with EROFS before it reaches
+	// the server. It keeps no atime of a FUSE inode: the server applies
+	// MS_NOATIME, MS_STRICTATIME and MS_NODIRATIME itself (atime.go),
+	// changes no atime on a read-only mount, and writes no snapshot at
+	// its unmount (closePersist).
 	opts.MountOptions.DirectMountFlags = cfg.MountFlags | syscall.MS_RELATIME
+	if cfg.MountFlags&syscall.MS_RDONLY != 0 {
+		// Also as an option, which fusermount3 passes on too (and the
+		// kernel takes in a direct mount's data).
+		opts.MountOptions.Options = append(opts.MountOptions.Options, "ro")
+	}
 	opts.MountOptions.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_EXPORT_SUPPORT
 	// The server answers requests from the moment the kernel mounts it,
 	// before the probe below. Opens in between lend their store file as
@@ -148,7 +160,13 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// would fail with EIO; and they cannot wait for the probe, which
 	// comes after go-fuse's own first open of the mount (an early create
 	// holds the root directory's lock that open needs).
-	root.fsys.passthrough.Store(cfg.Passthrough && root.fsys.store.CanLend())
+	//
+	// Under strictatime every read must update atime, and a read the
+	// kernel passes through to a store file updates only the store
+	// file's atime, by the rule of the store's own mount (relatime on a
+	// tmpfs): stat could not tell each read. Files are not lent then.
+	lend := cfg.Passthrough && !root.fsys.atime.strict
+	root.fsys.passthrough.Store(lend && root.fsys.store.CanLend())
 	raw := &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
@@ -160,7 +178,10 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	m := &Mounted{Server: server, Root: root}
-	if cfg.Passthrough {
+	switch {
+	case cfg.Passthrough && !lend:
+		m.PassthroughErr = errors.New("strictatime: every read must reach the server, which keeps atime")
+	case cfg.Passthrough:
 		m.PassthroughErr = root.fsys.probePassthrough(server)
 		root.fsys.passthrough.Store(m.PassthroughErr == nil)
 	}

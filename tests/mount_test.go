@@ -64,6 +64,9 @@ type mountConfig struct {
 	// passthrough: ask for FUSE passthrough, and fail without it
 	// (passthroughMode sets it for every mount).
 	passthrough bool
+	// flags are the mount flags (MS_NOATIME, MS_RDONLY...), for
+	// mmapfs and tmpfs alike.
+	flags uintptr
 }
 
 // mountOption changes how mountFS mounts.
@@ -98,6 +101,10 @@ func withPersistentStore(compactBytes int64) mountOption {
 // withPassthrough asks for FUSE passthrough (mmapfs only); the test fails
 // if the kernel refuses it.
 func withPassthrough() mountOption { return func(c *mountConfig) { c.passthrough = true } }
+
+// withMountFlags mounts with the given mount flags (MS_NOATIME,
+// MS_STRICTATIME, MS_RDONLY...).
+func withMountFlags(flags uintptr) mountOption { return func(c *mountConfig) { c.flags = flags } }
 
 // withTimeout replaces the default watchdog timeout of the test.
 func withTimeout(d time.Duration) mountOption { return func(c *mountConfig) { c.timeout = d } }
@@ -241,6 +248,7 @@ func mountTest(t testing.TB, opts ...mountOption) *testMount {
 		AllowOther:  cfg.allowOther,
 		Logger:      logger,
 		Passthrough: cfg.passthrough,
+		MountFlags:  cfg.flags,
 	})
 	if err != nil {
 		s.Close()
@@ -269,7 +277,7 @@ func (tm *testMount) mountTmpfs(t testing.TB) {
 	if tm.cfg.inodes > 0 {
 		data += fmt.Sprintf(",nr_inodes=%d", tm.cfg.inodes)
 	}
-	if err := unix.Mount("tmpfs", tm.dir, "tmpfs", 0, data); err == nil {
+	if err := unix.Mount("tmpfs", tm.dir, "tmpfs", tm.cfg.flags, data); err == nil {
 		tm.tmpfs = true
 		t.Cleanup(func() {
 			tm.mu.Lock()
@@ -293,6 +301,8 @@ func (tm *testMount) mountTmpfs(t testing.TB) {
 		return
 	} else if tm.cfg.size > 0 || tm.cfg.inodes > 0 {
 		t.Skipf("cannot mount a tmpfs with limits (%v): limits untestable in tmpfs mode", err)
+	} else if tm.cfg.flags != 0 {
+		t.Skipf("cannot mount a tmpfs with mount flags (%v): flags untestable in tmpfs mode", err)
 	}
 	// A directory on /dev/shm (or the default temp dir) stands in.
 	d, err := os.MkdirTemp("/dev/shm", "mmapfs-test-")

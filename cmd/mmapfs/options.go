@@ -209,8 +209,13 @@ var optDefs = []optDef{
 	{keys: []string{"atime"}, set: mountFlag(unix.MS_NOATIME, false)},
 	{keys: []string{"nodiratime"}, set: mountFlag(unix.MS_NODIRATIME, true)},
 	{keys: []string{"diratime"}, set: mountFlag(unix.MS_NODIRATIME, false)},
+	// As the kernel reads them for tmpfs: strictatime wins over noatime,
+	// which wins over relatime, the default; so relatime and norelatime
+	// change nothing (strictatime,relatime is strictatime, noatime,relatime
+	// noatime), and nostrictatime and atime undo the others.
 	{keys: []string{"strictatime"}, set: mountFlag(unix.MS_STRICTATIME, true)},
-	{keys: []string{"relatime"}, set: mountFlag(unix.MS_STRICTATIME, false)},
+	{keys: []string{"nostrictatime"}, set: mountFlag(unix.MS_STRICTATIME, false)},
+	{keys: []string{"relatime", "norelatime"}, set: ignoreOpt},
 	// Generic options that only mean something to mount(8), fstab or
 	// systemd, or are always on (default_permissions).
 	{keys: []string{"async", "auto", "noauto", "user", "nouser", "users", "owner",
@@ -411,6 +416,9 @@ func parseMountArgs(args []string, env sysEnv) (*mountOptions, error) {
 	}
 	if o.Help {
 		return o, nil
+	}
+	if o.Passthrough == "on" && o.MountFlags&unix.MS_STRICTATIME != 0 && o.MountFlags&unix.MS_RDONLY == 0 {
+		return nil, usagef("--passthrough=on and strictatime exclude each other: every read must reach the server, which keeps atime (auto means off with strictatime)")
 	}
 	if o.Store != "" {
 		if o.MemDir != "" {

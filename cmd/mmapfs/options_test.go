@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -202,6 +203,59 @@ func TestMountFlagOptions(t *testing.T) {
 	want := uintptr(unix.MS_RDONLY | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME)
 	if o.MountFlags != want {
 		t.Errorf("MountFlags = %#x, want %#x", o.MountFlags, want)
+	}
+}
+
+// The atime flags combine as the kernel combines them for tmpfs (checked
+// with mount -t tmpfs): strictatime wins over noatime, relatime changes
+// nothing, atime and nostrictatime undo noatime and strictatime.
+func TestAtimeFlagOptions(t *testing.T) {
+	for _, c := range []struct {
+		opts string
+		want uintptr
+	}{
+		{"relatime", 0},
+		{"norelatime", 0},
+		{"noatime", unix.MS_NOATIME},
+		{"noatime,relatime", unix.MS_NOATIME},
+		{"relatime,noatime", unix.MS_NOATIME},
+		{"noatime,atime", 0},
+		{"strictatime", unix.MS_STRICTATIME},
+		{"strictatime,relatime", unix.MS_STRICTATIME},
+		{"strictatime,noatime", unix.MS_STRICTATIME | unix.MS_NOATIME},
+		{"strictatime,nostrictatime", 0},
+		{"nodiratime", unix.MS_NODIRATIME},
+		{"nodiratime,diratime", 0},
+		{"strictatime,nodiratime", unix.MS_STRICTATIME | unix.MS_NODIRATIME},
+		{"ro,strictatime", unix.MS_RDONLY | unix.MS_STRICTATIME},
+	} {
+		o, err := parseMountArgs([]string{"-o", c.opts, "/mnt"}, testEnv)
+		if err != nil {
+			t.Errorf("-o %s: %v", c.opts, err)
+			continue
+		}
+		if o.MountFlags != c.want {
+			t.Errorf("-o %s: MountFlags = %#x, want %#x", c.opts, o.MountFlags, c.want)
+		}
+	}
+}
+
+// Under strictatime every read must reach the server: passthrough=on is
+// refused, auto is left to the mount to turn off; on a read-only mount
+// strictatime means nothing, and passthrough stays allowed.
+func TestStrictatimePassthrough(t *testing.T) {
+	_, err := parseMountArgs([]string{"-o", "strictatime,passthrough=on", "/mnt"}, testEnv)
+	if err == nil || !strings.Contains(err.Error(), "strictatime") {
+		t.Errorf("strictatime,passthrough=on: %v, want a usage error", err)
+	}
+	var ue *usageError
+	if !errors.As(err, &ue) {
+		t.Errorf("strictatime,passthrough=on: %T, want a usage error", err)
+	}
+	for _, opts := range []string{"strictatime", "strictatime,passthrough=auto", "ro,strictatime,passthrough=on", "strictatime,nostrictatime,passthrough=on"} {
+		if _, err := parseMountArgs([]string{"-o", opts, "/mnt"}, testEnv); err != nil {
+			t.Errorf("-o %s: %v", opts, err)
+		}
 	}
 }
 

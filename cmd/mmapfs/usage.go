@@ -126,10 +126,26 @@ OPTIONS
     -o KEY[=VALUE],...
         Options as mount(8) and fstab pass them: the keys above, and:
           ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime,
-          nodiratime, diratime, strictatime, relatime
+          nodiratime, diratime, strictatime, nostrictatime, relatime,
+          norelatime
               mount flags, as for tmpfs; the default is rw,suid,dev,exec,
               relatime. Mounted by a user other than root (through
-              fusermount3) the mount is always nosuid,nodev;
+              fusermount3) the mount is always nosuid,nodev.
+              ro: every change fails with EROFS, reads change no atime,
+              and mmapfs writes nothing to the journal of a --store.
+              Reads, executions, directory listings and symlink reads
+              update atime: under relatime when it is not later than
+              mtime or ctime, or a day old; under strictatime always;
+              under noatime never; nodiratime keeps directories' atime.
+              strictatime wins over noatime, which wins over relatime.
+              A read the kernel answers from its page cache does not
+              reach mmapfs: an open drops the file's cache when its next
+              read is to update atime (under strictatime always), unless
+              another open of the file exists; so under strictatime a
+              read the cache still answers (a page read again in one
+              open, or while the file is open elsewhere) leaves atime
+              as it is. With strictatime, passthrough is off (auto) or
+              refused (on): reads passed through would not reach mmapfs;
           async, auto, noauto, user, nouser, users, owner, group,
           defaults, _netdev, nofail, silent, loud, default_permissions,
           x-*, comment=...
