@@ -17,8 +17,9 @@ const manual = `NAME
 SYNOPSIS
     mmapfs mount [OPTIONS] [SOURCE] MOUNTPOINT
     mmapfs SOURCE MOUNTPOINT [-o KEY[=VALUE],...]     (as mount(8) runs it)
+    mmapfs fsck [--repair] [--quiet] --store DIR
     mmapfs version
-    mmapfs help
+    mmapfs help [--man]
 
 DESCRIPTION
     mmapfs mount serves a new, empty filesystem on MOUNTPOINT and stays in
@@ -40,8 +41,11 @@ DESCRIPTION
 
 COMMANDS
     mount      mount and serve in the foreground (see OPTIONS)
+    fsck       check a persistent store that no mmapfs serves, and with
+               --repair repair it (see mmapfs fsck --help)
     version    print the version of mmapfs and of go-fuse
-    help       print this manual (also --help, mount --help)
+    help       print this manual (also --help, mount --help); with --man,
+               as the man page mmapfs(8) in roff
 
 OPTIONS
     Flags take their value as --flag VALUE or --flag=VALUE; -flag works
