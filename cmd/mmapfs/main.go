@@ -41,6 +41,10 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		fmt.Fprint(stdout, versionText())
 		return 0
 	case "help", "--help", "-help", "-h":
+		if len(args) == 2 && args[1] == "--man" {
+			writeManPage(stdout)
+			return 0
+		}
 		writeUsage(stdout)
 		return 0
 	}

@@ -42,8 +42,14 @@ func cmdMount(args []string, stdout, stderr io.Writer) int {
 // serveMount mounts, serves until the filesystem is unmounted, and cleans
 // up. ready, if not nil, is called once the filesystem is mounted.
 func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
-	log := newLogger(stderr, o.LogLevel, o.LogFormat)
-	defer func() { _ = log.Sync() }()
+	logs, err := openServerLog(o, stderr, ready != nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "mmapfs: %v\n", err)
+		return 1
+	}
+	defer logs.close()
+	defer logs.handleHangup()()
+	log, stderr := logs.log, logs.stderr
 	if p := os.Getenv("MMAPFS_CPUPROFILE"); p != "" {
 		// For development: a CPU profile of the server, from start to
 		// exit, for go tool pprof.

@@ -27,6 +27,7 @@ type mountOptions struct {
 	Debug      bool // log every FUSE request
 	LogLevel   zapcore.Level
 	LogFormat  string // "console" or "json"
+	LogFile    string // absolute; "" = standard error (the system log in the mount(8) form)
 	MemDir     string // "" = default (/dev/shm, $XDG_RUNTIME_DIR, os.TempDir())
 	// Store is the directory of a persistent store; "" = a memory store
 	// that goes at exit.
@@ -151,6 +152,14 @@ var optDefs = []optDef{
 		}
 		o.LogFormat = v
 		return nil
+	}},
+	{flag: "log-file", keys: []string{"log_file"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if v == "" {
+			return errors.New("empty file name")
+		}
+		abs, err := filepath.Abs(v) // the background server changes to /
+		o.LogFile = abs
+		return err
 	}},
 	{flag: "memdir", keys: []string{"memdir"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {

@@ -17,8 +17,9 @@ const manual = `NAME
 SYNOPSIS
     mmapfs mount [OPTIONS] [SOURCE] MOUNTPOINT
     mmapfs SOURCE MOUNTPOINT [-o KEY[=VALUE],...]     (as mount(8) runs it)
+    mmapfs fsck [--repair] [--quiet] --store DIR
     mmapfs version
-    mmapfs help
+    mmapfs help [--man]
 
 DESCRIPTION
     mmapfs mount serves a new, empty filesystem on MOUNTPOINT and stays in
@@ -34,12 +35,17 @@ DESCRIPTION
     mount -t fuse.mmapfs and /etc/fstab lines work as for other FUSE
     filesystems. Started that way (SOURCE MOUNTPOINT, no command), mmapfs
     goes to the background once the filesystem is mounted, unless -f is
-    given; it then logs nowhere.
+    given; it then logs to the system log (syslog or journald, through
+    /dev/log: journalctl -t mmapfs shows it), or to --log-file, and only
+    a failure is printed on the terminal of mount(8).
 
 COMMANDS
     mount      mount and serve in the foreground (see OPTIONS)
+    fsck       check a persistent store that no mmapfs serves, and with
+               --repair repair it (see mmapfs fsck --help)
     version    print the version of mmapfs and of go-fuse
-    help       print this manual (also --help, mount --help)
+    help       print this manual (also --help, mount --help); with --man,
+               as the man page mmapfs(8) in roff
 
 OPTIONS
     Flags take their value as --flag VALUE or --flag=VALUE; -flag works
@@ -114,7 +120,15 @@ OPTIONS
 
     --log-format FORMAT, -o log_format=FORMAT
         console (readable lines) or json (one object a line). Logs go to
-        standard error. Default: console.
+        standard error (in the mount(8) form, to the system log, without
+        the time, which the system log adds). Default: console.
+
+    --log-file FILE, -o log_file=FILE
+        Log to FILE instead, appending (created with mode 0640 if
+        missing); a failure to start is printed on standard error as
+        well. On SIGHUP the server opens FILE anew, so that logrotate(8)
+        can move it away and then signal the server. Without a log file
+        SIGHUP reconnects to the system log, or is ignored.
 
     --debug, -d, -o debug
         Log every FUSE request and reply (very verbose).
@@ -188,6 +202,7 @@ EXIT STATUS
 
 FILES
     /dev/fuse                     the FUSE device
+    /dev/log                      the system log of the mount(8) form
     /dev/shm/mmapfs-NNNN/         the memory store of one mount (0700),
                                   removed at unmount
     /etc/fuse.conf                user_allow_other, mount_max
