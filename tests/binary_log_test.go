@@ -133,17 +133,7 @@ func TestBinaryMountHelperQuiet(t *testing.T) {
 			mnt := binMountpoint(t)
 			memdir := binMemDir(t)
 			logFile := filepath.Join(t.TempDir(), "mmapfs.log")
-			killServers := func() {
-				for _, pid := range binServers(bin, mnt) {
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			t.Cleanup(func() {
-				binForceUnmount(t, mnt)
-				killServers()
-			})
-			watchdog := time.AfterFunc(binRunTimeout, killServers)
-			defer watchdog.Stop()
+			binReapServers(t, bin, mnt, mnt, binRunTimeout)
 			opts := "rw,size=32m,memdir=" + memdir + strings.ReplaceAll(c.opts, "LOG", logFile)
 			out, code := binMountFuse(t, bin, mnt, opts)
 			if code != 0 || out != "" {

@@ -764,6 +764,26 @@ func binServers(bin, mnt string) []int {
 	return pids
 }
 
+// binReapServers arranges, for a test whose servers go to the background
+// (they are not its children), that mnt is detached and the servers of bin
+// whose command line mentions match are killed at the end of the test, and
+// also after timeout, should one hang: that fails whatever the test is
+// blocked on in the mount.
+func binReapServers(t *testing.T, bin, match, mnt string, timeout time.Duration) {
+	t.Helper()
+	kill := func() {
+		for _, pid := range binServers(bin, match) {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	t.Cleanup(func() {
+		binForceUnmount(t, mnt)
+		kill()
+	})
+	watchdog := time.AfterFunc(timeout, kill)
+	t.Cleanup(func() { watchdog.Stop() })
+}
+
 // The forms mount(8) uses: mount.fuse3 running `mmapfs SOURCE MOUNTPOINT
 // -o OPTIONS`, and a /sbin/mount.fuse.mmapfs link run as
 // `mount.fuse.mmapfs SOURCE MOUNTPOINT -o OPTIONS`. Both go to the
@@ -797,19 +817,7 @@ func TestBinaryMountHelper(t *testing.T) {
 			}
 			mnt := binMountpoint(t)
 			memdir := binMemDir(t)
-			killServers := func() {
-				for _, pid := range binServers(bin, mnt) {
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			t.Cleanup(func() {
-				binForceUnmount(t, mnt)
-				killServers()
-			})
-			// The server is not our child: should it hang, this kills it,
-			// which fails whatever this test is blocked on in the mount.
-			watchdog := time.AfterFunc(binRunTimeout, killServers)
-			defer watchdog.Stop()
+			binReapServers(t, bin, mnt, mnt, binRunTimeout)
 			opts := "rw,size=32m,noatime,nofail,_netdev,auto,user,x-systemd.automount,memdir=" + memdir
 			argv := c.cmd(mnt, opts)
 			env := append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))

@@ -34,6 +34,33 @@ func openHandle(mfd int, h unix.FileHandle, flags int) (int, error) {
 	return unix.OpenByHandleAt(mfd, h, flags|unix.O_CLOEXEC)
 }
 
+// checkHandles opens, on the mount at mnt, the handle hf of a file, which
+// must read data, and the handle hd of the directory at dir, which must be
+// that directory; when says when, for messages.
+func checkHandles(t *testing.T, mnt string, hf unix.FileHandle, data []byte, hd unix.FileHandle, dir, when string) {
+	t.Helper()
+	mfd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	noErr(t, err, "open the mount")
+	defer unix.Close(mfd)
+	fd, err := openHandle(mfd, hf, unix.O_RDONLY)
+	noErr(t, err, "open_by_handle_at of a file %s", when)
+	got := make([]byte, len(data)+1)
+	n, _ := unix.Pread(fd, got, 0)
+	unix.Close(fd)
+	if !bytes.Equal(got[:max(n, 0)], data) {
+		t.Errorf("the file opened by its handle %s reads %d bytes, not its data", when, n)
+	}
+	fd, err = openHandle(mfd, hd, unix.O_RDONLY|unix.O_DIRECTORY)
+	noErr(t, err, "open_by_handle_at of a directory %s", when)
+	var st, want unix.Stat_t
+	noErr(t, unix.Fstat(fd, &st), "fstat")
+	unix.Close(fd)
+	noErr(t, unix.Stat(dir, &want), "stat")
+	if st.Ino != want.Ino {
+		t.Errorf("the directory opened by its handle %s is inode %d, want %d", when, st.Ino, want.Ino)
+	}
+}
+
 func TestFileHandles(t *testing.T) {
 	needRoot(t) // open_by_handle_at needs CAP_DAC_READ_SEARCH
 	mnt, _, _ := mountFS(t)
@@ -51,29 +78,9 @@ func TestFileHandles(t *testing.T) {
 	noErr(t, err, "open the mount")
 	defer unix.Close(mfd)
 
-	check := func(when string) {
-		t.Helper()
-		fd, err := openHandle(mfd, hf, unix.O_RDONLY)
-		noErr(t, err, "open_by_handle_at of a file %s", when)
-		got := make([]byte, len(data)+1)
-		n, _ := unix.Pread(fd, got, 0)
-		unix.Close(fd)
-		if !bytes.Equal(got[:n], data) {
-			t.Errorf("the file opened by its handle %s reads %d bytes, not its data", when, n)
-		}
-		fd, err = openHandle(mfd, hd, unix.O_RDONLY|unix.O_DIRECTORY)
-		noErr(t, err, "open_by_handle_at of a directory %s", when)
-		var st, want unix.Stat_t
-		noErr(t, unix.Fstat(fd, &st), "fstat")
-		unix.Close(fd)
-		noErr(t, unix.Stat(j("d"), &want), "stat")
-		if st.Ino != want.Ino {
-			t.Errorf("the directory opened by its handle %s is inode %d, want %d", when, st.Ino, want.Ino)
-		}
-	}
-	check("while cached")
+	checkHandles(t, mnt, hf, data, hd, j("d"), "while cached")
 	dropInodeCache(t)
-	check("after the inode cache was dropped")
+	checkHandles(t, mnt, hf, data, hd, j("d"), "after the inode cache was dropped")
 
 	noErr(t, os.Remove(j("gone")), "unlink")
 	dropInodeCache(t)
@@ -109,28 +116,11 @@ func TestPersistFileHandles(t *testing.T) {
 	data := modelBytes(2, 5000)
 	noErr(t, os.WriteFile(j("a/b/f"), data, 0o644), "write")
 	hf, hd := handleOf(t, j("a/b/f")), handleOf(t, j("a/b"))
-	reopen := func(when string) {
-		t.Helper()
-		mfd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		noErr(t, err, "open the mount")
-		defer unix.Close(mfd)
-		fd, err := openHandle(mfd, hf, unix.O_RDONLY)
-		noErr(t, err, "open_by_handle_at of a file %s", when)
-		got := make([]byte, len(data)+1)
-		n, _ := unix.Pread(fd, got, 0)
-		unix.Close(fd)
-		if !bytes.Equal(got[:n], data) {
-			t.Errorf("the file opened by its handle %s reads %d bytes, not its data", when, n)
-		}
-		fd, err = openHandle(mfd, hd, unix.O_RDONLY|unix.O_DIRECTORY)
-		noErr(t, err, "open_by_handle_at of a directory %s", when)
-		unix.Close(fd)
-	}
 	pstUnmount(t, p, mnt)
 	p = pstMount(t, store, mnt, false)
-	reopen("after a remount")
+	checkHandles(t, mnt, hf, data, hd, j("a/b"), "after a remount")
 	pstKill(t, p, mnt)
 	p = pstMount(t, store, mnt, false)
-	reopen("after a SIGKILL and a mount")
+	checkHandles(t, mnt, hf, data, hd, j("a/b"), "after a SIGKILL and a mount")
 	pstUnmount(t, p, mnt)
 }

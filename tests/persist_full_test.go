@@ -25,9 +25,7 @@ func TestPersistStoreFull(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs for the store")
 	}
 	pstSetup(t)
-	storeFS := t.TempDir()
-	noErr(t, unix.Mount("tmpfs", storeFS, "tmpfs", 0, "size=8m,mode=0700"), "mount the store's tmpfs")
-	t.Cleanup(func() { unix.Unmount(storeFS, unix.MNT_DETACH) }) // after the mount's cleanup
+	storeFS := pstSmallFS(t, "8m")
 	store := filepath.Join(storeFS, "store")
 	noErr(t, os.Mkdir(store, 0o700), "mkdir store")
 	mnt := binMountpoint(t)
@@ -39,16 +37,7 @@ func TestPersistStoreFull(t *testing.T) {
 	// Fill the store's filesystem, then use up what the journal has
 	// allocated ahead, with changes of no consequence, until a commit
 	// fails.
-	fill, err := os.Create(filepath.Join(storeFS, "filler"))
-	noErr(t, err, "create filler")
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := fill.Write(chunk); err != nil {
-			wantErrno(t, err, unix.ENOSPC, "filling the store's tmpfs")
-			break
-		}
-	}
-	fill.Close()
+	filler := pstFillFS(t, storeFS)
 	full := false
 	for i := 0; i < 200000; i++ {
 		err := unix.Chmod(j("keep"), uint32(0o600+i%2))
@@ -92,7 +81,7 @@ func TestPersistStoreFull(t *testing.T) {
 
 	// Once there is room again, the same operations succeed; what they
 	// did must survive the kill below.
-	noErr(t, os.Remove(filepath.Join(storeFS, "filler")), "remove filler")
+	noErr(t, os.Remove(filler), "remove filler")
 	for _, op := range ops {
 		if err := op.do(); err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOENT) {
 			t.Errorf("%s with room in the store: %v", op.name, err)
@@ -259,6 +248,34 @@ func TestPersistOneFrameEach(t *testing.T) {
 			}
 			pstUnmount(t, p, mnt)
 		})
+	}
+}
+
+// pstSmallFS mounts a tmpfs of size (as its size= option has it) on a new
+// directory for a store, and returns the directory; the tmpfs is detached
+// after the mounts of the test are gone.
+func pstSmallFS(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	noErr(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"), "mount the store's tmpfs")
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) }) // after the mount's cleanup
+	return dir
+}
+
+// pstFillFS fills the filesystem of dir with a file in it, until ENOSPC,
+// and returns the file's path: removing it makes room again.
+func pstFillFS(t *testing.T, dir string) string {
+	t.Helper()
+	name := filepath.Join(dir, "filler")
+	fill, err := os.Create(name)
+	noErr(t, err, "create filler")
+	defer fill.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := fill.Write(chunk); err != nil {
+			wantErrno(t, err, unix.ENOSPC, "filling the store's filesystem")
+			return name
+		}
 	}
 }
 

@@ -28,9 +28,7 @@ func TestPersistReservedPages(t *testing.T) {
 			if pt == "on" {
 				needPassthrough(t)
 			}
-			storeFS := t.TempDir()
-			noErr(t, unix.Mount("tmpfs", storeFS, "tmpfs", 0, "size=24m,mode=0700"), "mount the store's tmpfs")
-			t.Cleanup(func() { unix.Unmount(storeFS, unix.MNT_DETACH) }) // after the mount's cleanup
+			storeFS := pstSmallFS(t, "24m")
 			store := filepath.Join(storeFS, "store")
 			mnt := binMountpoint(t)
 			j := func(rel string) string { return filepath.Join(mnt, rel) }
@@ -95,24 +93,12 @@ func TestPersistReservedPages(t *testing.T) {
 
 			// The store's filesystem full: writes into the reserved
 			// pages need no room (the journal keeps some ahead).
-			fill, err := os.Create(filepath.Join(storeFS, "filler"))
-			noErr(t, err, "create filler")
-			chunk := make([]byte, 64<<10)
-			for {
-				if _, err := fill.Write(chunk); err != nil {
-					wantErrno(t, err, unix.ENOSPC, "filling the store's tmpfs")
-					break
-				}
-			}
-			fill.Close()
+			filler := pstFillFS(t, storeFS)
 			fd, err := unix.Open(j("keep"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 			noErr(t, err, "open keep")
 			data := modelBytes(4, 512<<10)
 			n, err := unix.Pwrite(fd, data, 256<<10)
-			if err != nil {
-				t.Logf("server output:\n%s", p.output)
-			}
-			noErr(t, err, "a write into reserved pages of a full store")
+			noErr(t, err, "a write into reserved pages of a full store (server output:\n%s)", p.output.String())
 			if n != len(data) {
 				t.Errorf("a write into reserved pages of a full store wrote %d of %d bytes", n, len(data))
 			}
@@ -122,7 +108,7 @@ func TestPersistReservedPages(t *testing.T) {
 			if !bytes.Equal(got[256<<10:], data) {
 				t.Error("keep: the write into reserved pages reads back wrong")
 			}
-			noErr(t, os.Remove(filepath.Join(storeFS, "filler")), "remove filler")
+			noErr(t, os.Remove(filler), "remove filler")
 			pstUnmount(t, p, mnt)
 			pstRequireFsckClean(t, store)
 		})

@@ -9,7 +9,6 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // remountRounds is how many times TestRemountAtOnce unmounts and mounts.
@@ -40,19 +37,7 @@ func remountSetup(t *testing.T) (bin, store, mnt string) {
 	t.Setenv("GORACE", gorace)
 	store = filepath.Join(t.TempDir(), "store")
 	mnt = binMountpoint(t)
-	killServers := func() {
-		for _, pid := range binServers(bin, store) {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-	t.Cleanup(func() {
-		binForceUnmount(t, mnt)
-		killServers()
-	})
-	// Should a server hang, this kills it, which fails whatever the test
-	// is blocked on.
-	watchdog := time.AfterFunc(5*time.Minute, killServers)
-	t.Cleanup(func() { watchdog.Stop() })
+	binReapServers(t, bin, store, mnt, 5*time.Minute)
 	return bin, store, mnt
 }
 
@@ -112,26 +97,6 @@ func remountWaitGone(t *testing.T, bin, store string) {
 	}
 }
 
-// remountFsck runs `mmapfs fsck --store STORE` and returns its exit status
-// and output.
-func remountFsck(t *testing.T, bin, store string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "fsck", "--store", store)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return ee.ExitCode(), string(out)
-	}
-	t.Fatalf("mmapfs fsck --store %s: %v\n%s", store, err, out)
-	return -1, ""
-}
-
 // umount followed at once by mount of the same store, remountRounds
 // times: no mount is refused, and each finds what the one before wrote.
 func TestRemountAtOnce(t *testing.T) {
@@ -163,7 +128,7 @@ func TestRemountAtOnce(t *testing.T) {
 	}
 	t.Logf("%d rounds of umount and mount in %v; %d mounts waited over a second for the server before", remountRounds, time.Since(start).Round(time.Millisecond), waited)
 	remountWaitGone(t, bin, store)
-	if code, out := remountFsck(t, bin, store); code != 0 {
+	if code, out := pstFsck(t, store); code != 0 {
 		t.Errorf("mmapfs fsck after the rounds: exit status %d, want 0; output:\n%s", code, out)
 	}
 }
@@ -202,7 +167,7 @@ func TestRemountInUseRefused(t *testing.T) {
 	want := fmt.Sprintf("store %s is in use by process %d (one mmapfs serves a store at a time)", store, pid)
 	out, err := remountMount(bin, store, other)
 	refused("a second mount of a store being served", want, out, err)
-	if code, out := remountFsck(t, bin, store); code == 0 || !strings.Contains(out, want) {
+	if code, out := pstFsck(t, store); code == 0 || !strings.Contains(out, want) {
 		t.Errorf("mmapfs fsck of a store being served: exit status %d, output:\n%s\nwant a failure saying %q", code, out, want)
 	}
 	binReadWrite(t, mnt) // the first server goes on serving
