@@ -146,7 +146,7 @@ func (f *File) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	f.opens--
 	gone := f.unusedLocked(f.nlink)
 	// The record that ends a loan for writing comes before the store file
-	// is given back (and grown to whole windows): until it is committed,
+	// is given back to the mapped path: until it is committed,
 	// the journal says the store file's length is the size.
 	endLoan := wasLent && f.writers == 0
 	save := !gone && (endLoan || f.unsaved && f.loans == 0)

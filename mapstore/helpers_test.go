@@ -125,10 +125,6 @@ func readRange(t testing.TB, b *Blob, off int64, n int) []byte {
 	return p
 }
 
-func isZero(p []byte) bool {
-	return bytes.Count(p, []byte{0}) == len(p)
-}
-
 // maxFile is the maximum file size of a store made by newStore with
 // MaxFileSize 0; TestMain sets it.
 var maxFile int64

@@ -96,7 +96,7 @@ func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos 
 		return end, nil
 	}
 	out := buf
-	if keep := b.fileSize - off; keep >= 0 && keep < int64(len(out)) && isZeros(out[keep:]) {
+	if keep := b.fileSize - off; keep >= 0 && keep < int64(len(out)) && isZero(out[keep:]) {
 		// Zeros past the end of a store file taken back from a loan
 		// (the rest of its last page) read as zeros already; writing
 		// them would make the file longer than the blob knows.
@@ -109,8 +109,8 @@ func (b *Blob) bounceLocked(off, end int64, write bool, fn func(mem []byte, pos 
 	return off + int64(n), err
 }
 
-// isZeros reports whether p holds only zeros.
-func isZeros(p []byte) bool {
+// isZero reports whether p holds only zeros.
+func isZero(p []byte) bool {
 	for _, c := range p {
 		if c != 0 {
 			return false

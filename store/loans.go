@@ -20,7 +20,9 @@ import (
 // that moment; every later record of the file while it is lent says so
 // again, with the store file's times as the server last saw them. Once the
 // last open for writing is closed, a record without the loan follows, and
-// only then is the store file grown back to whole mapping windows.
+// only then is the store file given back to the mapped path (which grows
+// it again only as the file grows: a lost end record cannot make the file
+// longer than the kernel left it).
 //
 // While a file is recorded as lent, its store file is the truth about it:
 // the kernel keeps the file's length at the file's size, and sets its mtime
