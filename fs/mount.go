@@ -50,7 +50,9 @@ type Mounted struct {
 	// asked for it; nil when it is on (or was not asked for).
 	PassthroughErr error
 
-	closeOnce sync.Once
+	mountpoint string    // as given to Mount
+	started    time.Time // when it was mounted
+	closeOnce  sync.Once
 }
 
 // Unmount asks the kernel to unmount and waits for the server to stop.
@@ -177,7 +179,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 		server.Unmount()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	m := &Mounted{Server: server, Root: root}
+	m := &Mounted{Server: server, Root: root, mountpoint: mountpoint, started: time.Now()}
 	switch {
 	case cfg.Passthrough && !lend:
 		m.PassthroughErr = errors.New("strictatime: every read must reach the server, which keeps atime")

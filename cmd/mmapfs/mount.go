@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"mmapfs/control"
 	"mmapfs/fs"
 	"mmapfs/store"
 )
@@ -189,6 +190,9 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		zap.String("inodes", inodes),
 		zap.String("mode", fmt.Sprintf("%04o", o.Mode)),
 		zap.String("store", st.Dir()))
+	if ctl := listenControl(m, mnt, log); ctl != nil {
+		defer ctl.Close()
+	}
 	if ready != nil {
 		ready()
 	}
@@ -208,6 +212,27 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		zap.Duration("uptime", time.Since(started).Round(time.Millisecond)),
 		zap.String("used", store.FormatBytes(st.Used())))
 	return code
+}
+
+// listenControl starts answering `mmapfs stats`, `mmapfs resize` and
+// `mount -o remount` on the control socket of the mount (package control).
+// Without it the mount still serves: it says so and goes on.
+func listenControl(m *fs.Mounted, mnt string, log *zap.Logger) *control.Server {
+	if isFuseFdPath(mnt) {
+		log.Info("no control socket: the mount point is not known (mounted through " + mnt + ")")
+		return nil
+	}
+	dev := mountDev(mnt)
+	if dev == 0 {
+		log.Warn("no control socket: cannot stat the mount point", zap.String("mountpoint", mnt))
+		return nil
+	}
+	ctl, err := control.Listen(dev, uint32(os.Geteuid()), m, log.Named("control"))
+	if err != nil {
+		log.Warn("no control socket: mmapfs stats and resize will not reach this server", zap.Error(err))
+		return nil
+	}
+	return ctl
 }
 
 // waitUnmount serves until the filesystem is unmounted: from outside
