@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"errors"
 	"os"
 	"time"
 
@@ -23,13 +22,9 @@ func (m *Mounted) Stats() control.Stats {
 		StoreUsed:  fsys.storeDir.Used(),
 		Inodes:     uint64(fsys.inodes.Load()),
 		InodeLimit: fsys.maxInodes,
+		Ops:        fsys.counts.snapshot(),
+		ReadBytes:  fsys.counts.readBytes.Load(),
+		WriteBytes: fsys.counts.writeBytes.Load(),
 	}
 	return st
-}
-
-// Change applies a change of the mount's limits or flags (`mount -o
-// remount`, `mmapfs resize`): all of it, or nothing and an error that says
-// why in one line.
-func (m *Mounted) Change(c control.Change) error {
-	return errors.New("this server cannot change a live mount yet")
 }

@@ -54,6 +54,8 @@ type filesystem struct {
 	// nodes indexes the live nodes by number, for file handles
 	// (handles.go).
 	nodes nodeIndex
+	// counts are the figures of the requests served (counting.go).
+	counts counts
 }
 
 // NewRoot builds the root directory of the filesystem of cfg.Store: a new,

@@ -32,6 +32,9 @@ type Config struct {
 	FsName     string      // source field in /proc/mounts; "" = "mmapfs"
 	MountFlags uintptr     // MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_RDONLY… (Mount)
 	Logger     *zap.Logger // nil = zap.NewNop()
+	// NoCounting leaves requests uncounted (Mounted.Stats has no Ops):
+	// for measuring what counting costs.
+	NoCounting bool
 
 	// Passthrough asks for FUSE passthrough: an open regular file's
 	// reads, writes and mmaps go from the kernel straight to its store
@@ -169,7 +172,10 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// tmpfs): stat could not tell each read. Files are not lent then.
 	lend := cfg.Passthrough && !root.fsys.atime.strict
 	root.fsys.passthrough.Store(lend && root.fsys.store.CanLend())
-	raw := &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
+	var raw fuse.RawFileSystem = &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
+	if !cfg.NoCounting {
+		raw = &countFS{RawFileSystem: raw, c: &root.fsys.counts}
+	}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
