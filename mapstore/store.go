@@ -119,6 +119,9 @@ type Store struct {
 	// nwins is the number of windows mapped. Protected by mu.
 	// +checklocks:mu
 	nwins int
+	// mapped is the bytes of the windows mapped. Protected by mu.
+	// +checklocks:mu
+	mapped int64
 	// fds is the sentinel of the descriptor LRU (fds.go). Protected by
 	// mu.
 	// +checklocks:mu

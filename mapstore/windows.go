@@ -149,6 +149,7 @@ func (s *Store) mapWindowLocked(b *Blob, idx int64) (*window, error) {
 	}
 	b.wins[idx] = w
 	s.nwins++
+	s.mapped += int64(len(mem))
 	return w, nil
 }
 
@@ -186,6 +187,7 @@ func (s *Store) unmapWindowLocked(w *window) error {
 	}
 	s.nwins--
 	mem := w.mem
+	s.mapped -= int64(len(mem))
 	w.mem = nil
 	if err := s.sys.Munmap(mem); err != nil {
 		return fmt.Errorf("mapstore: munmap blob %x window %d: %w", w.b.id, w.idx, err)
