@@ -111,6 +111,10 @@ type Store struct {
 
 	// Memory stores only.
 	mem *memDir
+
+	// figures holds the figures of the last walk over the store files
+	// (figures.go).
+	figures figureCache
 }
 
 // Dir returns the store directory: the private directory of a memory
@@ -178,6 +182,7 @@ func (s *Store) Space() (sp Space, ok bool) {
 // filesystem has written its last snapshot already. It does nothing the
 // second time.
 func (s *Store) Close() error {
+	s.figures.stop()
 	if s.mem != nil {
 		return s.closeMemory()
 	}
@@ -238,6 +243,7 @@ func (s *Store) Exiting() {
 // memory store's directory without closing the store files under them. A
 // persistent store is left as it is: the next mount replays its journal.
 func (s *Store) Abandon() {
+	s.figures.stop()
 	if s.mem != nil {
 		s.removeMemory()
 	}
