@@ -64,6 +64,10 @@ type Stats struct {
 	StoreAllocated int64 `json:"store_allocated_bytes"`
 	SizeLimit      int64 `json:"size_limit_bytes"`
 	Resident       int64 `json:"resident_bytes"`
+	// ResidentMappedOnly: Resident counts only the pages of the
+	// server's mapped windows (mincore), the kernel having no
+	// cachestat(2) to tell those of whole store files (before 6.5).
+	ResidentMappedOnly bool `json:"resident_mapped_only,omitempty"`
 
 	Inodes     uint64 `json:"inodes"`
 	InodeLimit uint64 `json:"inode_limit"` // 0: none

@@ -52,6 +52,11 @@ type persist struct {
 	// atimeDirty is set when an atime changed without a record: the
 	// snapshot at unmount is then due even if the journal is empty.
 	atimeDirty atomic.Bool
+
+	// The compactions done since the mount (compact.go).
+	compactions atomic.Uint64
+	compactEnd  atomic.Int64 // unix nanoseconds when the last one ended; 0: none
+	compactTook atomic.Int64 // nanoseconds it took
 }
 
 // commit commits b, which the journal then takes back (b is not to be

@@ -36,10 +36,14 @@ func (fsys *filesystem) compact() error {
 		fsys.log.Error("writing a metadata snapshot failed; the journal is kept", zap.Error(err))
 		return err
 	}
+	end := time.Now()
+	p.compactTook.Store(int64(end.Sub(start)))
+	p.compactEnd.Store(end.UnixNano())
+	p.compactions.Add(1)
 	fsys.log.Debug("metadata snapshot written",
 		zap.Int("inodes", inodes),
 		zap.Duration("stall", stall),
-		zap.Duration("took", time.Since(start)))
+		zap.Duration("took", end.Sub(start)))
 	return nil
 }
 
