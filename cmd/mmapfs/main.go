@@ -37,6 +37,8 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		return cmdMount(args[1:], stdout, stderr)
 	case "fsck":
 		return cmdFsck(args[1:], stdout, stderr)
+	case "stats":
+		return cmdStats(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-V":
 		fmt.Fprint(stdout, versionText())
 		return 0

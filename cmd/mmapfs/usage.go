@@ -18,6 +18,7 @@ SYNOPSIS
     mmapfs mount [OPTIONS] [SOURCE] MOUNTPOINT
     mmapfs SOURCE MOUNTPOINT [-o KEY[=VALUE],...]     (as mount(8) runs it)
     mmapfs fsck [--repair] [--quiet] --store DIR
+    mmapfs stats [--json] [--watch[=INTERVAL]] MOUNTPOINT
     mmapfs version
     mmapfs help [--man]
 
@@ -43,6 +44,11 @@ COMMANDS
     mount      mount and serve in the foreground (see OPTIONS)
     fsck       check a persistent store that no mmapfs serves, and with
                --repair repair it (see mmapfs fsck --help)
+    stats      print the live figures of the server of MOUNTPOINT: store
+               bytes used, allocated and resident, inodes, requests and
+               their latency per FUSE operation; --json as one JSON
+               object, --watch refreshing like top(1) until Ctrl-C; only
+               the mount's owner and root may ask (see mmapfs stats --help)
     version    print the version of mmapfs and of go-fuse
     help       print this manual (also --help, mount --help); with --man,
                as the man page mmapfs(8) in roff
