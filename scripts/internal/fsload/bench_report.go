@@ -55,6 +55,7 @@ var systems = []system{
 	{"loopback-pt", "loopback+pt"},
 	{"mmapfs", "mmapfs"},
 	{"mmapfs-mapped", "mmapfs pt=off"},
+	{"mmapfs-nocount", "pt=off uncounted"},
 	{"mmapfs-store", "mmapfs --store"},
 	{"mmapfs-store-mapped", "--store pt=off"},
 	{"mmapfs-user", "mmapfs user"},
@@ -69,7 +70,8 @@ type pair struct{ A, B string }
 // it is compared with, then each other way of using mmapfs to what it
 // should keep up with: --store to the memory store, each with and without
 // passthrough; --store on a disk to a plain directory of that disk's
-// filesystem; an ordinary user's mount to tmpfs.
+// filesystem; an ordinary user's mount to tmpfs; requests counted (for
+// mmapfs stats) to not counted.
 var pairs = []pair{
 	{"mmapfs", "tmpfs"},
 	{"mmapfs", "loopback"},
@@ -78,6 +80,7 @@ var pairs = []pair{
 	{"mmapfs-store-mapped", "mmapfs-mapped"},
 	{"mmapfs-store-disk", "disk"},
 	{"mmapfs-user", "tmpfs"},
+	{"mmapfs-mapped", "mmapfs-nocount"},
 }
 
 // key is the name of the ratio in bench.json: "A/B".

@@ -13,6 +13,7 @@ var chartSystems = []struct{ Key, Color string }{
 	{"loopback-pt", "#4f81bd"},
 	{"mmapfs", "#e3732c"},
 	{"mmapfs-mapped", "#f2b134"},
+	{"mmapfs-nocount", "#b7950b"},
 	{"mmapfs-store", "#8e44ad"},
 	{"mmapfs-store-mapped", "#c39bd3"},
 	{"mmapfs-user", "#27ae60"},
