@@ -18,6 +18,7 @@ import (
 
 	"mmapfs/control"
 	"mmapfs/fs"
+	"mmapfs/metrics"
 	"mmapfs/store"
 )
 
@@ -78,6 +79,15 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	onAbandon := func() {}
 	if err := checkMountpoint(o.Mountpoint); err != nil {
 		return fail(err)
+	}
+	// --metrics: the address is taken before anything is mounted, so that
+	// a port in use stops the mount before it starts.
+	var mx *metrics.Server
+	if o.Metrics != "" {
+		if mx, err = metrics.Listen(o.Metrics, log.Named("metrics")); err != nil {
+			return fail(err)
+		}
+		defer mx.Close()
 	}
 	mnt := o.Mountpoint
 	if !isFuseFdPath(mnt) {
@@ -195,11 +205,17 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	if ctl := listenControl(m, mnt, log); ctl != nil {
 		defer ctl.Close()
 	}
+	if mx != nil {
+		mx.Start(m.Stats)
+	}
 	if ready != nil {
 		ready()
 	}
 
 	code, how := waitUnmount(m, mnt, sigs, log)
+	if mx != nil {
+		mx.Close() // no scrape may ask a closed store
+	}
 	// The mount is gone: a server started on the store from now on
 	// waits for this one to finish instead of being refused.
 	st.Exiting()

@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
+
+	"mmapfs/metrics"
 )
 
 // mountOptions is everything `mmapfs mount` is told, on the command line or
@@ -36,6 +38,9 @@ type mountOptions struct {
 	// Passthrough is "auto", "on" or "off": whether the kernel reads and
 	// writes open files' store files itself (FUSE passthrough).
 	Passthrough string
+	// Metrics is the address of --metrics, checked by metrics.ParseAddr;
+	// "" = no metrics.
+	Metrics string
 
 	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
 	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
@@ -184,6 +189,11 @@ var optDefs = []optDef{
 			return nil
 		}
 		return errors.New("want auto, on or off")
+	}},
+	{flag: "metrics", keys: []string{"metrics"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		_, _, err := metrics.ParseAddr(v)
+		o.Metrics = v
+		return err
 	}},
 	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {

@@ -121,6 +121,15 @@ OPTIONS
         The source shown in /proc/mounts and by df(1). Default: SOURCE if
         given, else mmapfs.
 
+    --metrics ADDR, -o metrics=ADDR
+        Serve the server's figures (requests, latency, bytes, the store)
+        to Prometheus over HTTP at http://ADDR/metrics. ADDR is PORT or
+        :PORT, which listen on 127.0.0.1 only, or HOST:PORT (also
+        [IPv6]:PORT), taken as given: 0.0.0.0:9100 serves the network.
+        A malformed ADDR is a usage error; one that cannot be listened on
+        (a port in use) stops mmapfs before it mounts, with status 1.
+        Default: off.
+
     --log-level LEVEL, -o log_level=LEVEL
         debug, info, warn or error. Default: info.
 
