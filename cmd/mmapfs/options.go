@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"mmapfs/store"
 
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
@@ -36,6 +39,10 @@ type mountOptions struct {
 	// Passthrough is "auto", "on" or "off": whether the kernel reads and
 	// writes open files' store files itself (FUSE passthrough).
 	Passthrough string
+	// Huge and NoSwap are tmpfs's huge= and noswap, for the tmpfs a
+	// memory store mounts for itself (store.Options.Huge, NoSwap).
+	Huge   string
+	NoSwap bool
 
 	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
 	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
@@ -184,6 +191,17 @@ var optDefs = []optDef{
 			return nil
 		}
 		return errors.New("want auto, on or off")
+	}},
+	{flag: "huge", keys: []string{"huge"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if !slices.Contains(store.HugeValues, v) {
+			return errors.New("want " + strings.Join(store.HugeValues, ", "))
+		}
+		o.Huge = v
+		return nil
+	}},
+	{flag: "noswap", keys: []string{"noswap"}, set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.NoSwap = true
+		return nil
 	}},
 	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {

@@ -414,3 +414,48 @@ func TestFsckArgs(t *testing.T) {
 		t.Errorf("--help: exit %d", code)
 	}
 }
+
+// huge= and noswap, as flags and -o keys, for the store's tmpfs.
+func TestHugeNoswapOptions(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		huge   string
+		noswap bool
+	}{
+		{[]string{"/mnt"}, "", false},
+		{[]string{"-o", "huge=within_size", "/mnt"}, "within_size", false},
+		{[]string{"--huge", "always", "/mnt"}, "always", false},
+		{[]string{"--huge=advise", "/mnt"}, "advise", false},
+		{[]string{"-o", "huge=never,noswap", "/mnt"}, "never", true},
+		{[]string{"--noswap", "/mnt"}, "", true},
+		{[]string{"--noswap=false", "/mnt"}, "", false},
+		{[]string{"mmapfs", "/mnt", "-o", "rw,size=1g,huge=within_size,noswap"}, "within_size", true},
+		{[]string{"--huge", "always", "-o", "huge=advise", "/mnt"}, "advise", false}, // the last wins
+	} {
+		o, err := parseMountArgs(c.args, testEnv)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if o.Huge != c.huge || o.NoSwap != c.noswap {
+			t.Errorf("%q: huge %q, noswap %v; want %q, %v", c.args, o.Huge, o.NoSwap, c.huge, c.noswap)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "huge=sometimes", "/mnt"}, "invalid mount option huge=sometimes: want never, always, within_size, advise"},
+		{[]string{"--huge", "yes", "/mnt"}, `invalid value "yes" for --huge`},
+		{[]string{"-o", "huge", "/mnt"}, "mount option huge needs a value"},
+		{[]string{"/mnt", "--huge"}, "option --huge needs a value"},
+		{[]string{"-o", "noswap=1", "/mnt"}, "mount option noswap takes no value"},
+		{[]string{"--noswap=perhaps", "/mnt"}, "option --noswap takes no value"},
+	} {
+		_, err := parseMountArgs(c.args, testEnv)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want a usage error with %q", c.args, err, c.want)
+		}
+	}
+}
