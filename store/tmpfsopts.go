@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"mmapfs/internal/mountinfo"
-
 	"golang.org/x/sys/unix"
+
+	"mmapfs/internal/mountinfo"
 )
 
 // tmpfs's huge= and noswap for the tmpfs a memory store mounts for itself

@@ -332,40 +332,6 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/mnt/a\040b`:   "/mnt/a b",
-		`/plain`:        "/plain",
-		`/x\011y\012z`:  "/x\ty\nz",
-		`/back\134lash`: `/back\lash`,
-		`/trail\04`:     `/trail\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestParseMountinfo(t *testing.T) {
-	text := `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
-43 22 0:40 / /mnt/my\040dir rw,nosuid,nodev,relatime shared:5 master:1 - fuse.mmapfs none rw,user_id=0,group_id=0
-`
-	es, err := parseMountinfo(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) != 2 {
-		t.Fatalf("%d entries", len(es))
-	}
-	e := es[1]
-	if e.Mountpoint != "/mnt/my dir" || e.FsType != "fuse.mmapfs" || e.Source != "none" || e.Dev != "0:40" {
-		t.Errorf("entry %+v", e)
-	}
-	if _, err := parseMountinfo(strings.NewReader("garbage\n")); err == nil {
-		t.Error("malformed mountinfo: no error")
-	}
-}
-
 func TestIsFuseFdPath(t *testing.T) {
 	if !isFuseFdPath("/dev/fd/3") || isFuseFdPath("/dev/fd/x") || isFuseFdPath("/mnt") {
 		t.Error("isFuseFdPath")
