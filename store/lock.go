@@ -203,13 +203,13 @@ func waitLock(f *os.File, dir string, log *zap.Logger) error {
 					dir, ErrInUse, li.who(), lockWait)
 			}
 			return fmt.Errorf("store %s is %w by %s, which still serves it %v after its mount on %s was unmounted: the mount was detached, and files are still open on it (one mmapfs serves a store at a time)",
-				dir, ErrInUse, li.who(), lockWait, unescapeMountinfo(li.mount.point))
+				dir, ErrInUse, li.who(), lockWait, li.mount.point)
 		}
 		if !said && waited >= lockWaitSay {
 			if exiting {
 				log.Info("waiting for "+li.who()+", which is exiting, to let go of the store", zap.String("store", dir))
 			} else {
-				log.Info("waiting for "+li.who()+", whose mount on "+unescapeMountinfo(li.mount.point)+" is gone, to stop serving the store",
+				log.Info("waiting for "+li.who()+", whose mount on "+li.mount.point+" is gone, to stop serving the store",
 					zap.String("store", dir))
 			}
 			said = true

@@ -1,14 +1,14 @@
 package store
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"mmapfs/internal/mountinfo"
 )
 
 // What the lock file of a persistent store says of its holder, one item a
@@ -33,9 +33,10 @@ type lockInfo struct {
 	mount *lockMount // nil = none recorded
 }
 
-// lockMount is a mount as /proc/PID/mountinfo has it.
+// lockMount is a mount as /proc/PID/mountinfo has it: its ID, device and
+// mount point (unescaped; the lock file has it escaped as mountinfo does).
 type lockMount struct {
-	id, dev, point string // point escaped as in mountinfo
+	id, dev, point string
 }
 
 // who names the holder: "process N", or "another process".
@@ -50,7 +51,7 @@ func (li lockInfo) who() string {
 func (li lockInfo) format() []byte {
 	s := li.pid + "\n"
 	if m := li.mount; m != nil {
-		s += "mount " + m.id + " " + m.dev + " " + m.point + "\n"
+		s += "mount " + m.id + " " + m.dev + " " + mountinfo.Escape(m.point) + "\n"
 	}
 	return []byte(s)
 }
@@ -66,7 +67,7 @@ func parseLockInfo(data []byte) lockInfo {
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
 		if len(f) == 4 && f[0] == "mount" {
-			li.mount = &lockMount{id: f[1], dev: f[2], point: f[3]}
+			li.mount = &lockMount{id: f[1], dev: f[2], point: mountinfo.Unescape(f[3])}
 		}
 	}
 	return li
@@ -110,18 +111,14 @@ func mountOfDir(dir string) (*lockMount, error) {
 	if err := unix.Stat(dir, &st); err != nil {
 		return nil, err
 	}
-	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
-	var found *lockMount
-	err := scanMountinfo("/proc/self/mountinfo", func(m lockMount) bool {
-		if m.dev == dev {
-			found = &m
-		}
-		return true
-	})
-	if err == nil && found == nil {
-		err = fmt.Errorf("no mount of device %s in /proc/self/mountinfo", dev)
+	e, ok, err := mountinfo.OfDev(st.Dev)
+	if err != nil {
+		return nil, err
 	}
-	return found, err
+	if !ok {
+		return nil, fmt.Errorf("no mount of device %s in /proc/self/mountinfo", mountinfo.DevString(st.Dev))
+	}
+	return &lockMount{id: e.ID, dev: e.Dev, point: e.Mountpoint}, nil
 }
 
 // present reports whether mount m is still there, as process pid sees the
@@ -133,59 +130,16 @@ func (m *lockMount) present(pid string) bool {
 		names = []string{"/proc/" + pid + "/mountinfo", "/proc/self/mountinfo"}
 	}
 	for _, name := range names {
-		found := false
-		err := scanMountinfo(name, func(o lockMount) bool {
-			found = o == *m
-			return !found
-		})
-		if err == nil {
-			return found
-		}
-	}
-	return true
-}
-
-// scanMountinfo calls fn with each mount of mountinfo file name until fn
-// returns false.
-func scanMountinfo(name string, fn func(lockMount) bool) error {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
+		entries, err := mountinfo.Read(name)
+		if err != nil {
 			continue
 		}
-		if !fn(lockMount{id: f[0], dev: f[2], point: f[4]}) {
-			return nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// unescapeMountinfo undoes mountinfo's escapes of a path: \040 for a
-// space, and so on.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
+		for _, e := range entries {
+			if (lockMount{id: e.ID, dev: e.Dev, point: e.Mountpoint}) == *m {
+				return true
 			}
 		}
-		b.WriteByte(s[i])
+		return false
 	}
-	return b.String()
+	return true
 }

@@ -61,7 +61,9 @@ func isDir(p string) bool {
 // OpenMemory creates a private directory under memdir and opens a store
 // in it. On error nothing is left behind. With opts.OwnFS and a size
 // limit, it mounts a tmpfs of that size on the private directory; if that
-// fails, the store keeps the limit itself and OwnFSErr says why.
+// fails, the store keeps the limit itself and OwnFSErr says why. With
+// opts.Huge or opts.NoSwap that tmpfs must be there: without it, OpenMemory
+// fails, saying why and what to do instead.
 func OpenMemory(memdir string, opts Options) (*Store, error) {
 	log := logger(opts)
 	fi, err := os.Stat(memdir)
@@ -70,6 +72,9 @@ func OpenMemory(memdir string, opts Options) (*Store, error) {
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("memory store directory %s: not a directory", memdir)
+	}
+	if err := checkMemoryTmpfsOpts(opts, memdir); err != nil {
+		return nil, err
 	}
 	removeAbandonedStores(memdir, log)
 	checkMemDir(memdir, opts.SizeLimit, log)
@@ -91,9 +96,12 @@ func OpenMemory(memdir string, opts Options) (*Store, error) {
 	s := &Store{dir: dir, files: dir, log: log, mem: &memDir{lock: lock}}
 	limit := opts.SizeLimit
 	if opts.OwnFS && limit > 0 {
-		if s.mem.ownFSErr = s.mountOwnFS(limit); s.mem.ownFSErr == nil {
+		if s.mem.ownFSErr = s.mountOwnFS(limit, opts); s.mem.ownFSErr == nil {
 			limit = 0
 			s.spaceDir = dir
+		} else if opts.wantsTmpfsOpts() {
+			s.removeMemory()
+			return nil, fmt.Errorf("%s: %v; %s", opts.tmpfsOpts(), s.mem.ownFSErr, tmpfsOptsInstead(opts, memdir))
 		}
 	}
 	st, err := openBlobs(dir, limit, opts, log)
@@ -118,13 +126,23 @@ func (s *Store) OwnFSErr() error {
 	return s.mem.ownFSErr
 }
 
-// mountOwnFS mounts a tmpfs of size bytes on the private directory, and
-// locks its root as well: removeAbandonedStores locks what the path
-// names, which is now the tmpfs.
-func (s *Store) mountOwnFS(size int64) error {
-	opts := fmt.Sprintf("size=%d,nr_inodes=0,mode=0700,uid=%d,gid=%d", size, os.Geteuid(), os.Getegid())
-	if err := unix.Mount("mmapfs-store", s.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
-		return fmt.Errorf("mounting a tmpfs of size=%s for the store: %s", FormatBytes(size), errnoText(err))
+// mountOwnFS mounts a tmpfs of size bytes on the private directory, with
+// opts's huge= and noswap, and locks its root as well:
+// removeAbandonedStores locks what the path names, which is now the tmpfs.
+func (s *Store) mountOwnFS(size int64, opts Options) error {
+	mopts := fmt.Sprintf("size=%d,nr_inodes=0,mode=0700,uid=%d,gid=%d", size, os.Geteuid(), os.Getegid())
+	if extra := opts.tmpfsOpts(); extra != "" {
+		mopts += "," + extra
+	}
+	if err := unix.Mount("mmapfs-store", s.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, mopts); err != nil {
+		why := ""
+		switch {
+		case errors.Is(err, unix.EPERM):
+			why = " (mounting a tmpfs needs CAP_SYS_ADMIN: run as root)"
+		case errors.Is(err, unix.EINVAL) && opts.wantsTmpfsOpts():
+			why = " (the kernel refuses " + opts.tmpfsOpts() + ")"
+		}
+		return fmt.Errorf("mounting a tmpfs of size=%s for the store: %s%s", FormatBytes(size), errnoText(err), why)
 	}
 	lock2, err := lockDir(s.dir)
 	if err != nil {

@@ -109,10 +109,13 @@ func prepareDir(dir string, ro bool, rep *Report) error {
 
 // Open opens the persistent store in dir, creating it if it does not
 // exist: it takes the lock, loads the metadata, opens the store files and
-// recovers the tree (TakeTree).
+// recovers the tree (TakeTree). opts.Huge and opts.NoSwap are refused.
 func Open(dir string, opts Options) (*Store, error) {
 	start := time.Now()
 	log := logger(opts)
+	if opts.wantsTmpfsOpts() {
+		return nil, persistentTmpfsOptsErr(dir, opts)
+	}
 	ms, err := openMeta(dir, false, false, opts)
 	if err != nil {
 		return nil, err

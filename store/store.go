@@ -58,6 +58,14 @@ type Options struct {
 	// store does not see). It needs CAP_SYS_ADMIN; without it the store
 	// keeps the limit itself and OwnFSErr says why.
 	OwnFS bool
+	// Huge and NoSwap, for a memory store's tmpfs of its own (OwnFS
+	// and a size limit): tmpfs's huge= ("never", "always",
+	// "within_size" or "advise"; "" = the kernel's default) and
+	// noswap. A store that cannot have that tmpfs with them (a
+	// persistent store, a memory store without OwnFS or a limit, a
+	// tmpfs the kernel will not mount with them) fails to open.
+	Huge   string
+	NoSwap bool
 	// CompactBytes, for a persistent store: the journal size past which
 	// it is compacted; 0 = the journal's default.
 	CompactBytes int64

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sys/unix"
 
 	"mmapfs/store"
@@ -96,7 +97,7 @@ func (c *fscker) say(format string, args ...any) {
 // run checks the store (store.Check does the work) and prints what it
 // found and did.
 func (c *fscker) run() int {
-	var bar *progress
+	var bar *progressbar.ProgressBar
 	r, err := store.Check(c.dir, store.CheckOptions{
 		Repair: c.repair,
 		Progress: func(label string, done, total int) {
@@ -104,10 +105,10 @@ func (c *fscker) run() int {
 				bar = newProgress(c.err, label, total)
 			}
 			if done < total {
-				bar.at(done)
+				_ = bar.Set(done) // a failed write to the terminal does not stop the check
 				return
 			}
-			bar.done()
+			_ = bar.Finish()
 			bar = nil
 		},
 	})
@@ -161,36 +162,30 @@ func (c *fscker) run() int {
 	return fsckUnrepaired
 }
 
-// progress draws a progress bar on a terminal for long checks.
-type progress struct {
-	w     io.Writer
-	label string
-	total int
-	last  time.Time
-	on    bool
-}
+// progressMin is the fewest items a part of the check must have to get a
+// progress bar: shorter parts are over before one would help.
+const progressMin = 10000
 
-func newProgress(w io.Writer, label string, total int) *progress {
-	p := &progress{w: w, label: label, total: total}
-	if f, ok := w.(*os.File); ok && total >= 10000 {
+// newProgress returns the progress bar of one long part of the check,
+// drawn on w when w is a terminal and the part has at least progressMin
+// items: "  LABEL [####      ] (DONE/TOTAL)", redrawn at most every 100 ms
+// and cleared when the part is done (Finish). Elsewhere it draws nothing.
+func newProgress(w io.Writer, label string, total int) *progressbar.ProgressBar {
+	on := false
+	if f, ok := w.(*os.File); ok && total >= progressMin {
 		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		p.on = err == nil
+		on = err == nil
 	}
-	return p
-}
-
-func (p *progress) at(i int) {
-	if !p.on || time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	const width = 30
-	filled := width * i / p.total
-	fmt.Fprintf(p.w, "\r  %s [%s%s] %d/%d", p.label, strings.Repeat("#", filled), strings.Repeat(" ", width-filled), i, p.total)
-}
-
-func (p *progress) done() {
-	if p.on {
-		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 80))
-	}
+	return progressbar.NewOptions(total,
+		progressbar.OptionSetVisibility(on),
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("  "+label),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetTheme(progressbar.Theme{Saucer: "#", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetElapsedTime(false),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
 }

@@ -105,7 +105,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	)
 	loadStart := time.Now()
 	if o.Store != "" {
-		s, err := store.Open(o.Store, store.Options{SizeLimit: o.Size, Logger: log})
+		s, err := store.Open(o.Store, store.Options{SizeLimit: o.Size, Huge: o.Huge, NoSwap: o.NoSwap, Logger: log})
 		if err != nil {
 			return fail(err)
 		}
@@ -121,7 +121,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		if memdir == "" {
 			memdir = store.DefaultMemDir()
 		}
-		s, err := store.OpenMemory(memdir, store.Options{SizeLimit: o.Size, OwnFS: o.Passthrough != "off", Logger: log})
+		s, err := store.OpenMemory(memdir, store.Options{SizeLimit: o.Size, OwnFS: o.Passthrough != "off", Huge: o.Huge, NoSwap: o.NoSwap, Logger: log})
 		if err != nil {
 			return fail(err)
 		}

@@ -1,93 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"mmapfs/internal/mountinfo"
 )
 
-// mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	Dev        string // major:minor
-	Mountpoint string
-	Options    string // per-mount options
-	FsType     string
-	Source     string
-}
-
-// parseMountinfo reads the format of proc(5) /proc/PID/mountinfo.
-func parseMountinfo(r io.Reader) ([]mountEntry, error) {
-	var out []mountEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 6 || sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("mountinfo: malformed line %q", sc.Text())
-		}
-		out = append(out, mountEntry{
-			Dev:        f[2],
-			Mountpoint: unescapeMountinfo(f[4]),
-			Options:    f[5],
-			FsType:     f[sep+1],
-			Source:     unescapeMountinfo(f[sep+2]),
-		})
-	}
-	return out, sc.Err()
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) the
-// kernel writes into mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // findMount returns the topmost mount on path, if path is a mount point.
-func findMount(path string) (mountEntry, bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+func findMount(path string) (mountinfo.Entry, bool, error) {
+	entries, err := mountinfo.Read("/proc/self/mountinfo")
 	if err != nil {
-		return mountEntry{}, false, err
-	}
-	defer f.Close()
-	entries, err := parseMountinfo(f)
-	if err != nil {
-		return mountEntry{}, false, err
+		return mountinfo.Entry{}, false, err
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
 		if entries[i].Mountpoint == path {
 			return entries[i], true, nil
 		}
 	}
-	return mountEntry{}, false, nil
+	return mountinfo.Entry{}, false, nil
 }
 
 // isFuseFdPath reports whether mnt is the /dev/fd/N form mount.fuse3 uses

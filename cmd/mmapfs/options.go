@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mmapfs/metrics"
+	"mmapfs/store"
 )
 
 // mountOptions is everything `mmapfs mount` is told, on the command line or
@@ -41,6 +43,10 @@ type mountOptions struct {
 	// Metrics is the address of --metrics, checked by metrics.ParseAddr;
 	// "" = no metrics.
 	Metrics string
+	// Huge and NoSwap are tmpfs's huge= and noswap, for the tmpfs a
+	// memory store mounts for itself (store.Options.Huge, NoSwap).
+	Huge   string
+	NoSwap bool
 
 	// MountFlags are the per-mount flags (MS_RDONLY, MS_NOSUID, MS_NODEV,
 	// MS_NOEXEC, MS_NOATIME...) the mount is made with. As for tmpfs, the
@@ -194,6 +200,17 @@ var optDefs = []optDef{
 		_, _, err := metrics.ParseAddr(v)
 		o.Metrics = v
 		return err
+	}},
+	{flag: "huge", keys: []string{"huge"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
+		if !slices.Contains(store.HugeValues, v) {
+			return errors.New("want " + strings.Join(store.HugeValues, ", "))
+		}
+		o.Huge = v
+		return nil
+	}},
+	{flag: "noswap", keys: []string{"noswap"}, set: func(o *mountOptions, _ sysEnv, _ string) error {
+		o.NoSwap = true
+		return nil
 	}},
 	{flag: "fsname", keys: []string{"fsname"}, value: true, set: func(o *mountOptions, _ sysEnv, v string) error {
 		if v == "" {

@@ -332,40 +332,6 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/mnt/a\040b`:   "/mnt/a b",
-		`/plain`:        "/plain",
-		`/x\011y\012z`:  "/x\ty\nz",
-		`/back\134lash`: `/back\lash`,
-		`/trail\04`:     `/trail\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestParseMountinfo(t *testing.T) {
-	text := `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
-43 22 0:40 / /mnt/my\040dir rw,nosuid,nodev,relatime shared:5 master:1 - fuse.mmapfs none rw,user_id=0,group_id=0
-`
-	es, err := parseMountinfo(strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) != 2 {
-		t.Fatalf("%d entries", len(es))
-	}
-	e := es[1]
-	if e.Mountpoint != "/mnt/my dir" || e.FsType != "fuse.mmapfs" || e.Source != "none" || e.Dev != "0:40" {
-		t.Errorf("entry %+v", e)
-	}
-	if _, err := parseMountinfo(strings.NewReader("garbage\n")); err == nil {
-		t.Error("malformed mountinfo: no error")
-	}
-}
-
 func TestIsFuseFdPath(t *testing.T) {
 	if !isFuseFdPath("/dev/fd/3") || isFuseFdPath("/dev/fd/x") || isFuseFdPath("/mnt") {
 		t.Error("isFuseFdPath")
@@ -412,5 +378,50 @@ func TestFsckArgs(t *testing.T) {
 	out.Reset()
 	if code := cmdFsck([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--repair") {
 		t.Errorf("--help: exit %d", code)
+	}
+}
+
+// huge= and noswap, as flags and -o keys, for the store's tmpfs.
+func TestHugeNoswapOptions(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		huge   string
+		noswap bool
+	}{
+		{[]string{"/mnt"}, "", false},
+		{[]string{"-o", "huge=within_size", "/mnt"}, "within_size", false},
+		{[]string{"--huge", "always", "/mnt"}, "always", false},
+		{[]string{"--huge=advise", "/mnt"}, "advise", false},
+		{[]string{"-o", "huge=never,noswap", "/mnt"}, "never", true},
+		{[]string{"--noswap", "/mnt"}, "", true},
+		{[]string{"--noswap=false", "/mnt"}, "", false},
+		{[]string{"mmapfs", "/mnt", "-o", "rw,size=1g,huge=within_size,noswap"}, "within_size", true},
+		{[]string{"--huge", "always", "-o", "huge=advise", "/mnt"}, "advise", false}, // the last wins
+	} {
+		o, err := parseMountArgs(c.args, testEnv)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if o.Huge != c.huge || o.NoSwap != c.noswap {
+			t.Errorf("%q: huge %q, noswap %v; want %q, %v", c.args, o.Huge, o.NoSwap, c.huge, c.noswap)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "huge=sometimes", "/mnt"}, "invalid mount option huge=sometimes: want never, always, within_size, advise"},
+		{[]string{"--huge", "yes", "/mnt"}, `invalid value "yes" for --huge`},
+		{[]string{"-o", "huge", "/mnt"}, "mount option huge needs a value"},
+		{[]string{"/mnt", "--huge"}, "option --huge needs a value"},
+		{[]string{"-o", "noswap=1", "/mnt"}, "mount option noswap takes no value"},
+		{[]string{"--noswap=perhaps", "/mnt"}, "option --noswap takes no value"},
+	} {
+		_, err := parseMountArgs(c.args, testEnv)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want a usage error with %q", c.args, err, c.want)
+		}
 	}
 }

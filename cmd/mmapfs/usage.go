@@ -117,6 +117,20 @@ OPTIONS
         it works and says once at start when it does not; on refuses to
         mount without it. Default: auto.
 
+    --huge WHEN, -o huge=WHEN
+    --noswap, -o noswap
+        tmpfs's huge= (never, always, within_size or advise: when the
+        store's tmpfs uses transparent huge pages) and noswap (its pages
+        are never swapped out; Linux 6.4 or later), as tmpfs(5) has them,
+        for the tmpfs mmapfs mounts for its store: a memory store with a
+        size limit and passthrough (not off), mounted by root. Where there
+        is no such tmpfs (--store, --passthrough=off, size=0, not root) or
+        the kernel refuses them, mmapfs stops at start with one line and
+        exit status 1; set them on the tmpfs under the store instead
+        (mount -o remount,huge=WHEN /dev/shm; noswap only when a tmpfs is
+        mounted: mount -t tmpfs -o noswap,size=SIZE tmpfs DIR, then
+        --memdir DIR). Default: neither, the kernel's default.
+
     --fsname NAME, -o fsname=NAME
         The source shown in /proc/mounts and by df(1). Default: SOURCE if
         given, else mmapfs.

@@ -122,3 +122,22 @@ func Unescape(s string) string {
 	}
 	return b.String()
 }
+
+// Escape writes path as the kernel writes it into mountinfo: a space, tab,
+// newline and backslash as octal escapes (\040, \011, \012, \134), so
+// that it is one field of a line. Unescape undoes it.
+func Escape(path string) string {
+	if !strings.ContainsAny(path, " \t\n\\") {
+		return path
+	}
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case ' ', '\t', '\n', '\\':
+			fmt.Fprintf(&b, "\\%03o", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
