@@ -202,9 +202,7 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 		zap.String("inodes", inodes),
 		zap.String("mode", fmt.Sprintf("%04o", o.Mode)),
 		zap.String("store", st.Dir()))
-	if ctl := listenControl(m, mnt, log); ctl != nil {
-		defer ctl.Close()
-	}
+	ctl := listenControl(m, mnt, log)
 	if mx != nil {
 		mx.Start(m.Stats)
 	}
@@ -213,8 +211,13 @@ func serveMount(o *mountOptions, stderr io.Writer, ready func()) int {
 	}
 
 	code, how := waitUnmount(m, mnt, sigs, log)
+	// No request of mmapfs stats, resize or a scrape may ask a closed
+	// store.
+	if ctl != nil {
+		ctl.Close()
+	}
 	if mx != nil {
-		mx.Close() // no scrape may ask a closed store
+		mx.Close()
 	}
 	// The mount is gone: a server started on the store from now on
 	// waits for this one to finish instead of being refused.
