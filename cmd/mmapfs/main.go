@@ -65,7 +65,7 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		}
 		return 2
 	}
-	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, fsck, version, help; see mmapfs --help)\n", args[0])
+	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, fsck, stats, version, help; see mmapfs --help)\n", args[0])
 	return 2
 }
 
