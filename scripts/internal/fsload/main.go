@@ -9,6 +9,7 @@
 //	fsload worker ...                     one soak worker (started by soak)
 //	fsload scale [flags] DIR              create/stat/readdir/unlink N files
 //	fsload storescale STEP [flags] ...    the steps of scripts/storescale (storescale.go)
+//	fsload requests [-n N] DIR            the FUSE requests of each common call (requests.go)
 package main
 
 import (
@@ -31,6 +32,7 @@ func main() {
 		{"worker", workerMain},
 		{"scale", scaleMain},
 		{"storescale", storescaleMain},
+		{"requests", requestsMain},
 	}, os.Args[1:]))
 }
 
