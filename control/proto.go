@@ -21,11 +21,13 @@ type Change struct {
 	Size *int64 `json:"size,omitempty"`
 	// Inodes is the new inode limit (0: no limit).
 	Inodes *uint64 `json:"inodes,omitempty"`
-	// ReadOnly makes the server read-only (true) or read-write again.
-	// The command changes the kernel's flag of the mount itself
-	// (MS_REMOUNT); the server only stops or resumes changing anything
-	// of its own accord (atimes, snapshots).
-	ReadOnly *bool `json:"read_only,omitempty"`
+	// MountFlags are the mount's per-mount flags after the remount
+	// (MS_RDONLY, MS_NOATIME, MS_STRICTATIME, MS_NODIRATIME...). The
+	// command changes the kernel's flags of the mount itself
+	// (MS_REMOUNT); the server takes from them when to update atime, and
+	// whether it may change anything of its own accord (atimes, the
+	// snapshot at unmount).
+	MountFlags *uint64 `json:"mount_flags,omitempty"`
 	// Huge is the new huge= of the tmpfs the server mounted for its
 	// store ("never", "always", "within_size", "advise").
 	Huge *string `json:"huge,omitempty"`

@@ -10,8 +10,8 @@ import (
 // nothing in the VFS): the server updates atime on the reads that reach
 // it, and the mount's flags say when, as they say it for tmpfs.
 
-// atimeRule says when a read updates atime. It is fixed for the life of
-// a mount.
+// atimeRule says when a read updates atime. A remount may replace it
+// (filesystem.setMountFlags).
 type atimeRule struct {
 	never  bool // noatime, or a read-only mount
 	strict bool // strictatime (and not read-only): every read
@@ -41,4 +41,12 @@ func (r atimeRule) due(dir bool, atime, mtime, ctime, now time.Time) bool {
 		return true
 	}
 	return !atime.After(mtime) || !atime.After(ctime) || now.Sub(atime) > 24*time.Hour
+}
+
+// setMountFlags takes the rule of atime and read-only from the mount's
+// flags: at mount, and at a remount.
+func (fsys *filesystem) setMountFlags(flags uintptr) {
+	r := atimeRuleOf(flags)
+	fsys.atime.Store(&r)
+	fsys.readOnly.Store(flags&syscall.MS_RDONLY != 0)
 }

@@ -99,7 +99,7 @@ func (fsys *filesystem) closePersist() error {
 		return nil
 	}
 	var err error
-	if !fsys.readOnly && (fsys.persist.meta.Frames() > 0 || fsys.persist.atimeDirty.Load()) {
+	if !fsys.readOnly.Load() && (fsys.persist.meta.Frames() > 0 || fsys.persist.atimeDirty.Load()) {
 		err = fsys.compact()
 	}
 	if cerr := fsys.persist.meta.Close(); err == nil {

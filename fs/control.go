@@ -22,7 +22,7 @@ func (m *Mounted) Stats() control.Stats {
 		Mountpoint: m.mountpoint,
 		Store:      fsys.storeDir.Dir(),
 		Persistent: fsys.storeDir.Persistent(),
-		ReadOnly:   fsys.readOnly,
+		ReadOnly:   fsys.readOnly.Load(),
 		PID:        os.Getpid(),
 		Ops:        fsys.counts.snapshot(),
 		ReadBytes:  fsys.counts.readBytes.Load(),
@@ -36,7 +36,7 @@ func (m *Mounted) Stats() control.Stats {
 		ResidentMappedOnly: dir.ResidentMapped,
 
 		Inodes:     uint64(fsys.inodes.Load()),
-		InodeLimit: fsys.maxInodes,
+		InodeLimit: fsys.maxInodes.Load(),
 
 		Lent:        int64(blobs.Lent),
 		Windows:     int64(blobs.Windows),

@@ -278,7 +278,7 @@ func (n *node) touchAtime() bool {
 //
 // Preconditions: n.mu is held.
 func (n *node) atimeDueLocked(now time.Time) bool {
-	return n.fsys.atime.due(n.isDir(), n.atime, n.mtime, n.ctime, now)
+	return n.fsys.atime.Load().due(n.isDir(), n.atime, n.mtime, n.ctime, now)
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns

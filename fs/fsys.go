@@ -26,11 +26,13 @@ const symlinkMax = 4095
 type filesystem struct {
 	store     *mapstore.Store
 	log       *zap.Logger
-	maxInodes uint64 // 0: no limit
-	// atime says when reads update atime (the mount's flags); immutable.
-	atime atimeRule
-	// readOnly: the mount is read-only (MS_RDONLY); immutable.
-	readOnly bool
+	maxInodes atomic.Uint64 // 0: no limit; changed by a remount (change.go)
+	// atime says when reads update atime (the mount's flags); a remount
+	// may change it (change.go).
+	atime atomic.Pointer[atimeRule]
+	// readOnly: the mount is read-only (MS_RDONLY), as mounted or
+	// remounted.
+	readOnly atomic.Bool
 
 	nextIno atomic.Uint64 // last inode number handed out
 	inodes  atomic.Int64  // live inodes, root included
@@ -54,6 +56,8 @@ type filesystem struct {
 	// nodes indexes the live nodes by number, for file handles
 	// (handles.go).
 	nodes nodeIndex
+	// changeMu serializes the changes of a remount (change.go).
+	changeMu sync.Mutex
 	// counts are the figures of the requests served (counting.go).
 	counts counts
 }
@@ -69,8 +73,9 @@ func NewRoot(cfg Config) (*Dir, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, maxInodes: cfg.MaxInodes, storeDir: cfg.Store,
-		atime: atimeRuleOf(cfg.MountFlags), readOnly: cfg.MountFlags&syscall.MS_RDONLY != 0}
+	fsys := &filesystem{store: cfg.Store.Blobs(), log: log, storeDir: cfg.Store}
+	fsys.maxInodes.Store(cfg.MaxInodes)
+	fsys.setMountFlags(cfg.MountFlags)
 	fsys.nextIno.Store(journal.RootIno)
 	fsys.inodes.Store(1)
 	mode := cfg.RootMode & 07777
@@ -90,7 +95,7 @@ func NewRoot(cfg Config) (*Dir, error) {
 // reserveInode takes one unit of the inode limit: ENOSPC past it. As on
 // tmpfs, a node takes one, and so does each hard link after its first.
 func (fsys *filesystem) reserveInode() syscall.Errno {
-	if n := fsys.inodes.Add(1); fsys.maxInodes > 0 && uint64(n) > fsys.maxInodes {
+	if n, max := fsys.inodes.Add(1), fsys.maxInodes.Load(); max > 0 && uint64(n) > max {
 		fsys.inodes.Add(-1)
 		return syscall.ENOSPC
 	}
@@ -116,8 +121,8 @@ func (fsys *filesystem) statfs(out *fuse.StatfsOut) {
 	if sp, ok := fsys.storeDir.Space(); ok {
 		out.Blocks, out.Bfree, out.Bavail = sp.Blocks, sp.Bfree, sp.Bavail
 	}
-	if fsys.maxInodes > 0 {
-		out.Files = fsys.maxInodes
+	if max := fsys.maxInodes.Load(); max > 0 {
+		out.Files = max
 		used := uint64(fsys.inodes.Load())
 		if used > out.Files {
 			used = out.Files

@@ -282,7 +282,7 @@ func (f *File) observeLocked(save bool) syscall.Errno {
 		// read changes nothing. (No strictatime mount lends files:
 		// the store file's atime cannot tell every read; Mount.)
 		at := time.Unix(now.a.Unix())
-		if f.fsys.atime.due(false, f.atime, f.mtime, f.ctime, at) {
+		if f.fsys.atime.Load().due(false, f.atime, f.mtime, f.ctime, at) {
 			f.atime = at
 			if f.fsys.persist != nil {
 				f.fsys.persist.atimeDirty.Store(true)

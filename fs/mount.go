@@ -170,7 +170,7 @@ func Mount(mountpoint string, cfg Config) (*Mounted, error) {
 	// kernel passes through to a store file updates only the store
 	// file's atime, by the rule of the store's own mount (relatime on a
 	// tmpfs): stat could not tell each read. Files are not lent then.
-	lend := cfg.Passthrough && !root.fsys.atime.strict
+	lend := cfg.Passthrough && !root.fsys.atime.Load().strict
 	root.fsys.passthrough.Store(lend && root.fsys.store.CanLend())
 	var raw fuse.RawFileSystem = &wireFS{RawFileSystem: gofs.NewNodeFS(root, opts), fsys: root.fsys}
 	if !cfg.NoCounting {

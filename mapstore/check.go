@@ -113,8 +113,8 @@ func (s *Store) checkCachesLocked(c *checker, live map[uint64]*Blob) {
 	if s.used != pages*PageSize {
 		c.add("store: used %d bytes, blobs hold %d", s.used, pages*PageSize)
 	}
-	if s.limit > 0 && s.used > s.limit {
-		c.add("store: used %d bytes over the limit %d", s.used, s.limit)
+	if limit := s.limit.Load(); limit > 0 && s.used > limit {
+		c.add("store: used %d bytes over the limit %d", s.used, limit)
 	}
 
 	nwins, pinned := 0, false

@@ -62,7 +62,7 @@ var ErrNoLend = errors.New("mapstore: a store with a size limit does not lend bl
 
 // CanLend reports whether the store lends blobs: whether it has no size
 // limit of its own.
-func (s *Store) CanLend() bool { return s.limit == 0 }
+func (s *Store) CanLend() bool { return s.limit.Load() == 0 }
 
 // Lend lends the blob, and keeps it lent until Return is called as many
 // times as Lend. With withFD it also returns a new read-write descriptor
@@ -76,7 +76,7 @@ func (b *Blob) Lend(withFD bool) (int, error) {
 	switch {
 	case b.dead:
 		return -1, errClosed
-	case b.loan == nil && s.limit > 0:
+	case b.loan == nil && s.limit.Load() > 0:
 		return -1, ErrNoLend
 	case b.loan != nil:
 		b.loan.refs++

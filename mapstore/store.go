@@ -70,8 +70,10 @@ type Store struct {
 	dirDirty atomic.Bool
 
 	// Set by Open, then read-only: read without mu.
-	dir     string
-	limit   int64 // Options.SizeLimit
+	dir string
+	// limit is Options.SizeLimit, changed by SetLimit (limit.go) with mu
+	// held: read it with mu held where used is compared with it.
+	limit atomic.Int64
 	maxFile int64 // Options.MaxFileSize, normalized
 	// fileLimit is maxFile rounded up to a page, or math.MaxInt64: no
 	// store file reaches past it.
@@ -137,7 +139,6 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	s := &Store{
 		dir:     opts.Dir,
-		limit:   opts.SizeLimit,
 		maxFile: opts.MaxFileSize,
 		winSize: opts.WindowSize,
 		maxWins: opts.MaxWindows,
@@ -164,10 +165,11 @@ func Open(opts Options) (*Store, error) {
 	if s.maxFDs == 0 {
 		s.maxFDs = defaultMaxFDs
 	}
+	s.limit.Store(opts.SizeLimit)
 	switch {
 	case s.dir == "":
 		return nil, fmt.Errorf("%w: no store directory", errInvalid)
-	case s.limit < 0 || s.maxFile < 0 || s.maxWins < 0 || s.maxFDs < 0:
+	case s.limit.Load() < 0 || s.maxFile < 0 || s.maxWins < 0 || s.maxFDs < 0:
 		return nil, fmt.Errorf("%w: negative store option", errInvalid)
 	case s.winSize < PageSize || s.winSize&(s.winSize-1) != 0 || s.winSize%int64(os.Getpagesize()) != 0:
 		return nil, fmt.Errorf("%w: window size %d is not a power of two ≥ the page size", errInvalid, s.winSize)
@@ -321,7 +323,7 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{
 		Used:    s.used + s.loanedBytesLocked(),
-		Limit:   s.limit,
+		Limit:   s.limit.Load(),
 		Blobs:   len(s.blobs),
 		Windows: s.nwins,
 		FDs:     s.nfds,
@@ -337,8 +339,8 @@ func (s *Store) MaxFileSize() int64 { return s.maxFile }
 func (s *Store) reserve(pages int64, partial bool) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.limit > 0 {
-		free := max(0, (s.limit-s.used)/PageSize)
+	if limit := s.limit.Load(); limit > 0 {
+		free := max(0, (limit-s.used)/PageSize)
 		if pages > free {
 			if !partial {
 				return 0

@@ -39,12 +39,7 @@ func TestFsckProgress(t *testing.T) {
 	bar := newProgress(slave, "checking file data", 20000)
 	_ = bar.Set(0)
 	_ = bar.Finish()
-	buf := make([]byte, 4096)
-	n, err := master.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := string(buf[:n])
+	out := readUntil(t, master, slave, "MARK")
 	if !strings.Contains(out, "  checking file data") || !strings.Contains(out, "[                              ] (0/20000)") ||
 		!strings.HasSuffix(out, strings.Repeat(" ", 40)+"\r") {
 		t.Errorf("bar drawn as %q", out)
@@ -75,15 +70,28 @@ func TestFsckProgress(t *testing.T) {
 			}
 		}
 	}
-	// Nothing more reached the terminal: the next read sees only this.
-	if _, err := slave.WriteString("end"); err != nil {
-		t.Fatal(err)
-	}
-	n, err = master.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := string(buf[:n]); !strings.HasSuffix(got, "end") || strings.Contains(got, "checking") {
+	// Nothing more reached the terminal.
+	if got := readUntil(t, master, slave, "end"); got != "" {
 		t.Errorf("short part drew %q", got)
 	}
+}
+
+// readUntil writes mark to the terminal's slave end and returns what the
+// master end reads before it: a pty hands out what was written in as many
+// reads as it likes.
+func readUntil(t *testing.T, master, slave *os.File, mark string) string {
+	t.Helper()
+	if _, err := slave.WriteString(mark); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for !strings.HasSuffix(string(out), mark) {
+		n, err := master.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, buf[:n]...)
+	}
+	return strings.TrimSuffix(string(out), mark)
 }

@@ -37,6 +37,8 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		return cmdMount(args[1:], stdout, stderr)
 	case "fsck":
 		return cmdFsck(args[1:], stdout, stderr)
+	case "resize":
+		return cmdResize(args[1:], stdout, stderr)
 	case "stats":
 		return cmdStats(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-V":
@@ -65,7 +67,7 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 		}
 		return 2
 	}
-	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, fsck, stats, version, help; see mmapfs --help)\n", args[0])
+	fmt.Fprintf(stderr, "mmapfs: unknown command %q (commands: mount, fsck, stats, resize, version, help; see mmapfs --help)\n", args[0])
 	return 2
 }
 
@@ -73,6 +75,9 @@ func run(argv []string, stdout, stderr io.Writer, ready func()) int {
 // other FUSE filesystems mounted this way it goes to the background once
 // the filesystem is mounted, unless -f is given.
 func cmdHelper(args []string, stdout, stderr io.Writer, ready func()) int {
+	if isRemount(args) {
+		return cmdRemount(args, stderr)
+	}
 	pos, _, err := scanArgs(args)
 	if err == nil && len(pos) != 2 && !containsHelp(args) {
 		fmt.Fprintln(stderr, "mmapfs: usage: mmapfs SOURCE MOUNTPOINT [-o OPTIONS] (as mount(8) runs it)")

@@ -36,7 +36,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		}
 	}
 	_, _, errs := runArgs("frobnicate")
-	if !strings.Contains(errs, "commands: mount, fsck, stats, version, help") {
+	if !strings.Contains(errs, "commands: mount, fsck, stats, resize, version, help") {
 		t.Errorf("unknown command: %q", errs)
 	}
 }

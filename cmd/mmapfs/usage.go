@@ -19,6 +19,7 @@ SYNOPSIS
     mmapfs SOURCE MOUNTPOINT [-o KEY[=VALUE],...]     (as mount(8) runs it)
     mmapfs fsck [--repair] [--quiet] --store DIR
     mmapfs stats [--json] [--watch[=INTERVAL]] MOUNTPOINT
+    mmapfs resize MOUNTPOINT [SIZE] [--inodes N]
     mmapfs version
     mmapfs help [--man]
 
@@ -40,6 +41,9 @@ DESCRIPTION
     /dev/log: journalctl -t mmapfs shows it), or to --log-file, and only
     a failure is printed on the terminal of mount(8).
 
+    mount -o remount,OPTIONS MOUNTPOINT changes a live mount, as for tmpfs
+    (see REMOUNT).
+
 COMMANDS
     mount      mount and serve in the foreground (see OPTIONS)
     fsck       check a persistent store that no mmapfs serves, and with
@@ -49,6 +53,10 @@ COMMANDS
                their latency per FUSE operation; --json as one JSON
                object, --watch refreshing like top(1) until Ctrl-C; only
                the mount's owner and root may ask (see mmapfs stats --help)
+    resize     change the size limit (SIZE, as size= takes it; 0 = none)
+               and with --inodes N the inode limit of a live mount, as
+               mount -o remount,size=...,nr_inodes=... does (see REMOUNT);
+               only the mount's owner and root may
     version    print the version of mmapfs and of go-fuse
     help       print this manual (also --help, mount --help); with --man,
                as the man page mmapfs(8) in roff
@@ -208,6 +216,23 @@ UNMOUNTING
     when the last of those files is closed); a second signal stops the
     server without waiting.
 
+REMOUNT
+    mount -o remount,OPTIONS MOUNTPOINT (as root) changes a live mount, as
+    for tmpfs: size= and nr_inodes= set new limits (0: none), huge= that
+    of the tmpfs a memory store mounted for itself, and ro, rw, nosuid,
+    nodev, noexec, noatime, nodiratime and strictatime the mount's flags.
+    mount(8) runs mmapfs with remount among the options; it asks the live
+    server, over its control socket, and remounts the kernel's side itself.
+    A limit below what is in use is refused, as is ro while a file is open
+    for writing (busy), with one line and exit status 32, and nothing
+    changes. Other options (mode=, uid=, store=, ...) are those of the
+    mount, as fstab gives them again, and are ignored. A --store with
+    passthrough and no size= keeps no limit (the kernel's writes do not
+    reach the server), and strictatime cannot come or go while passthrough
+    is on. The limits of a persistent store are not recorded in it: the
+    size= of each mount sets them. mmapfs resize does the same for the
+    limits from the command line.
+
 EXAMPLES
     Mount 1 GiB on ~/scratch, in the foreground:
         mkdir -p ~/scratch && mmapfs mount --size 1G ~/scratch
@@ -217,6 +242,10 @@ EXAMPLES
 
     An /etc/fstab line:
         mmapfs  /mnt/scratch  fuse.mmapfs  size=1G,mode=1777,nofail  0  0
+
+    Grow it to 2 GiB, then make it read-only, while it is in use:
+        mount -o remount,size=2G /mnt/scratch
+        mount -o remount,ro /mnt/scratch
 
     Unmount:
         fusermount3 -u ~/scratch
@@ -228,6 +257,7 @@ EXIT STATUS
         already a FUSE mount, no /dev/fuse, the memory store could not be
         created), or the server was stopped with requests outstanding.
     2   wrong usage: unknown command or option, bad option value.
+    32  a remount was refused (see REMOUNT).
 
 FILES
     /dev/fuse                     the FUSE device
