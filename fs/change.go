@@ -63,4 +63,3 @@ func (m *Mounted) Change(c control.Change) error {
 	fsys.log.Info("remounted "+m.mountpoint, fields...)
 	return nil
 }
-

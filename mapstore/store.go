@@ -73,7 +73,7 @@ type Store struct {
 	dir string
 	// limit is Options.SizeLimit, changed by SetLimit (limit.go) with mu
 	// held: read it with mu held where used is compared with it.
-	limit atomic.Int64
+	limit   atomic.Int64
 	maxFile int64 // Options.MaxFileSize, normalized
 	// fileLimit is maxFile rounded up to a page, or math.MaxInt64: no
 	// store file reaches past it.
