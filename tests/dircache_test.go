@@ -288,6 +288,23 @@ func TestDirCacheServed(t *testing.T) {
 					t.Errorf("listing %d of an unchanged directory sent %d READDIR(PLUS) requests; cached: %v", i+2, sent, c.cached)
 				}
 			}
+			// atime set back (a SETATTR, which the kernel does not
+			// count as a change of the listing): under relatime the
+			// next listing is due to update atime, so the open drops
+			// the cache, and the listing reaches the server.
+			if c.flags == 0 {
+				ts := []unix.Timespec{{Sec: 1000}, {Nsec: unix.UTIME_OMIT}}
+				noErr(t, unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts, 0), "utimensat")
+				c0 := readdirCount(m)
+				_, err := listNames(dir)
+				noErr(t, err, "list")
+				if readdirCount(m) == c0 {
+					t.Errorf("the listing after atime was set back sent no READDIR(PLUS)")
+				}
+				if at := lstat(t, dir).Atim; at.Sec == 1000 {
+					t.Errorf("atime not updated by the listing after it was set back")
+				}
+			}
 			// A change: the next listing reaches the server, and it
 			// is right.
 			writeFile(t, filepath.Join(dir, "g"), nil)
