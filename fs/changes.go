@@ -82,13 +82,23 @@ func (w *wireFS) Rmdir(cancel <-chan struct{}, header *fuse.InHeader, name strin
 	return w.RawFileSystem.Rmdir(cancel, header, name)
 }
 
-// Rename implements fuse.RawFileSystem, with RENAME_WHITEOUT (wire.go).
+// Rename implements fuse.RawFileSystem, with RENAME_WHITEOUT; a directory
+// moved to another parent has its cached listing dropped (wire.go).
 func (w *wireFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
 	defer w.fsys.changing()()
+	var st fuse.Status
 	if in.Flags&unix.RENAME_WHITEOUT != 0 {
-		return w.whiteoutRename(cancel, in, oldName, newName)
+		st = w.whiteoutRename(cancel, in, oldName, newName)
+	} else {
+		st = w.RawFileSystem.Rename(cancel, in, oldName, newName)
 	}
-	return w.RawFileSystem.Rename(cancel, in, oldName, newName)
+	if st.Ok() && in.Newdir != in.NodeId {
+		w.dirMoved(in.Newdir, newName)
+		if in.Flags&unix.RENAME_EXCHANGE != 0 {
+			w.dirMoved(in.NodeId, oldName)
+		}
+	}
+	return st
 }
 
 // SetAttr implements fuse.RawFileSystem.

@@ -10,8 +10,8 @@ import (
 // wireFS sits between the kernel and go-fuse's node bridge: every request
 // that changes the tree passes through its wrappers (changes.go), and it
 // serves what go-fuse does not pass on to nodes: the flags of WRITE and
-// OPEN (privilege dropping, see killpriv.go) and RENAME with
-// RENAME_WHITEOUT.
+// OPEN (privilege dropping, see killpriv.go), RENAME with
+// RENAME_WHITEOUT, and the caching flags of OPENDIR.
 type wireFS struct {
 	fuse.RawFileSystem
 	fsys *filesystem
@@ -40,6 +40,55 @@ type whiteoutEntry struct {
 	dir  *Dir
 	name string
 	ch   *gofs.Inode
+}
+
+// OpenDir implements fuse.RawFileSystem: the reply says whether the
+// kernel may cache the listing and keep what it cached (Dir.cacheFlags).
+func (w *wireFS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := w.RawFileSystem.OpenDir(cancel, in, out)
+	if !st.Ok() {
+		return st
+	}
+	out.OpenFlags &^= fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	if d := w.fsys.dirOf(in.NodeId); d != nil {
+		out.OpenFlags |= d.cacheFlags()
+	}
+	return st
+}
+
+// dirMoved drops the kernel's cached listing of a directory a rename
+// moved to another parent: its ".." names the old one. It runs as the
+// rename ends, once go-fuse's bridge has moved the Inode (which the
+// listing's ".." comes from) and before the reply; the kernel holds the
+// moved directory locked until then, so no listing of it can start in
+// between. dir and name are the directory's new place.
+func (w *wireFS) dirMoved(dir uint64, name string) {
+	p := w.fsys.dirOf(dir)
+	if p == nil {
+		return
+	}
+	ch := p.GetChild(name)
+	if ch == nil {
+		return
+	}
+	if _, ok := ch.Operations().(*Dir); ok {
+		// An offset of 0 drops the pages of the listing; the kernel
+		// takes no lock of the directory for it.
+		ch.NotifyContent(0, 0)
+	}
+}
+
+// dirOf returns the directory numbered ino, or nil.
+func (fsys *filesystem) dirOf(ino uint64) *Dir {
+	if ino == fsys.root.ino {
+		return fsys.root
+	}
+	n := fsys.nodes.get(ino)
+	if n == nil {
+		return nil
+	}
+	d, _ := n.Operations().(*Dir)
+	return d
 }
 
 // cancelOf returns the cancel channel of the request of ctx, which names
