@@ -44,7 +44,7 @@ func (d *Dir) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle,
 // a rewinddir within one open may be answered from what the open cached,
 // though a chmod since would make it due under relatime.
 func (d *Dir) cacheFlags() uint32 {
-	if r := d.fsys.atime; r.strict && !r.noDir {
+	if r := d.fsys.atime.Load(); r.strict && !r.noDir {
 		return 0
 	}
 	d.mu.Lock()
