@@ -5,12 +5,9 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -28,25 +25,7 @@ import (
 // standard output, standard error and exit status.
 func binStats(t *testing.T, cred *syscall.Credential, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	bin := binBuild(t)
-	ctx, cancel := context.WithTimeout(context.Background(), binCmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"stats"}, args...)...)
-	cmd.WaitDelay = 5 * time.Second
-	var out, errs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errs
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("mmapfs stats %q: %v", args, err)
-	}
-	return out.String(), errs.String(), code
+	return binRunCmd(t, cred, append([]string{"stats"}, args...)...)
 }
 
 // binStatsJSON runs `mmapfs stats --json MNT` and decodes its one object.
