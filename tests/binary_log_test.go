@@ -245,3 +245,70 @@ func TestBinaryInstall(t *testing.T) {
 		t.Errorf("bin/mmapfs after the uninstall: %v", err)
 	}
 }
+
+// scripts/install with its default prefix (/usr/local) puts the program
+// where mount(8) finds it: `mount -t fuse.mmapfs` then mounts with nothing
+// on the PATH but the standard directories. Skipped where /usr/local
+// already has an mmapfs, which the test must not replace.
+func TestBinaryInstallDefaultPrefix(t *testing.T) {
+	needRootBin(t) // installs into /usr/local and mounts through mount(8)
+	bin := binBuild(t)
+	installed := []string{"/usr/local/bin/mmapfs", "/usr/local/share/man/man8/mmapfs.8", "/usr/local/lib/systemd/system/mmapfs@.service"}
+	for _, f := range installed {
+		if _, err := os.Lstat(f); err == nil {
+			t.Skipf("%s exists already", f)
+		}
+	}
+	if _, err := exec.LookPath("mount.fuse3"); err != nil {
+		if _, err := os.Stat("/sbin/mount.fuse3"); err != nil {
+			t.Skip("no mount.fuse3")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), binCmdTimeout)
+	defer cancel()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), binCmdTimeout)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "../scripts/install", "--uninstall").CombinedOutput(); err != nil {
+			t.Errorf("scripts/install --uninstall: %v\n%s", err, out)
+		}
+		for _, f := range installed {
+			if _, err := os.Lstat(f); err == nil {
+				t.Errorf("%s left after the uninstall", f)
+			}
+		}
+	})
+	cmd := exec.CommandContext(ctx, "../scripts/install")
+	cmd.Env = append(os.Environ(), "MMAPFS_BINARY="+bin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("scripts/install: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "note:") {
+		t.Errorf("scripts/install with the default prefix printed a note:\n%s", out)
+	}
+
+	mnt := binMountpoint(t)
+	memdir := binMemDir(t)
+	installedBin := "/usr/local/bin/mmapfs"
+	binReapServers(t, installedBin, mnt, mnt, binRunTimeout)
+	env := append(os.Environ(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+	if err := binRunEnv(t, env, nil, "mount", "-t", "fuse.mmapfs", "-o", "size=16m,memdir="+memdir, "scratch", mnt); err != nil {
+		t.Fatalf("mount -t fuse.mmapfs with the program installed in /usr/local: %v", err)
+	}
+	if m := binFindMount(mnt); m == nil || m.fstype != "fuse.mmapfs" {
+		t.Fatalf("not mounted after mount(8) returned: %+v", m)
+	}
+	binReadWrite(t, mnt)
+	if err := binRun(t, "umount", mnt); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(binExitTimeout)
+	for len(binServers(installedBin, mnt)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the background server did not exit after umount")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	binCheckGone(t, mnt, memdir)
+}
