@@ -104,7 +104,8 @@ type attrs struct {
 //
 // Preconditions: n.mu is held.
 func (n *node) attrsLocked() attrs {
-	return attrs{n.mode, n.uid, n.gid, n.nlink, n.rdev, n.atime, n.mtime, n.ctime, n.btime}
+	t := &n.times
+	return attrs{n.mode, n.uid, n.gid, n.nlink, n.rdev, t.get(tAtime), t.get(tMtime), t.get(tCtime), t.get(tBtime)}
 }
 
 // setAttrsLocked sets n's attributes to a.
@@ -112,7 +113,10 @@ func (n *node) attrsLocked() attrs {
 // Preconditions: n.mu is held.
 func (n *node) setAttrsLocked(a *attrs) {
 	n.mode, n.uid, n.gid, n.nlink, n.rdev = a.mode, a.uid, a.gid, a.nlink, a.rdev
-	n.atime, n.mtime, n.ctime, n.btime = a.atime, a.mtime, a.ctime, a.btime
+	n.times.set(tAtime, a.atime)
+	n.times.set(tMtime, a.mtime)
+	n.times.set(tCtime, a.ctime)
+	n.times.set(tBtime, a.btime)
 }
 
 // inodeLocked fills in with n's attributes.
@@ -149,8 +153,10 @@ func (n *node) recordLocked(in *journal.Inode, a *attrs) {
 		if v.writers > 0 {
 			// The kernel may write the store file (store/loans.go).
 			in.Lent = true
-			in.FileMtime = v.seen.m.Nano()
-			in.FileCtime = v.seen.c.Nano()
+			if v.seen != nil {
+				in.FileMtime = v.seen.m.Nano()
+				in.FileCtime = v.seen.c.Nano()
+			}
 		}
 	case *Symlink:
 		in.Target = v.target

@@ -24,26 +24,26 @@ type File struct {
 	blob *mapstore.Blob // immutable; safe for concurrent use
 
 	// Protected by node.mu.
-	opens int // open handles; the data outlives the last link until 0
+	opens int32 // open handles; the data outlives the last link until 0
 	// loans counts the handles whose store file the kernel reads and
 	// writes itself (passthrough). While it is not 0, the store file's
 	// status is the truth about size and times: seen is its mtime, ctime
 	// and atime when the server last looked (observeLocked).
-	loans int
-	seen  fileTimes
+	loans int32
+	seen  *fileTimes // nil until the file was first lent
 	// writers counts the lent handles open for writing: while it is not
 	// 0, the journal records the file as lent (package store, loans.go).
 	// keptLoan: the record that ends a loan could not be committed at a
 	// close, so one loan of the blob is kept without a handle (the store
 	// file stays the truth), counted in writers but not in loans, until a
 	// later close can end it.
-	writers  int
+	writers  int32
 	keptLoan bool
 	// unsaved: observe took a change into the node that the journal
 	// does not have yet.
 	unsaved bool
 	// cached counts the open handles not offered for passthrough.
-	cached int
+	cached int32
 }
 
 var (
@@ -264,7 +264,7 @@ func (n *node) touchAtime() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.atimeDueLocked(now) {
-		n.atime = now
+		n.times.set(tAtime, now)
 		if n.fsys.persist != nil {
 			n.fsys.persist.atimeDirty.Store(true)
 		}
@@ -278,7 +278,8 @@ func (n *node) touchAtime() bool {
 //
 // Preconditions: n.mu is held.
 func (n *node) atimeDueLocked(now time.Time) bool {
-	return n.fsys.atime.Load().due(n.isDir(), n.atime, n.mtime, n.ctime, now)
+	t := &n.times
+	return n.fsys.atime.Load().due(n.isDir(), t.get(tAtime), t.get(tMtime), t.get(tCtime), now)
 }
 
 // Write implements gofs.NodeWriter. A write that fills the store returns
@@ -378,7 +379,7 @@ const timeTick = 4 * time.Millisecond
 func (f *File) dataTimeLocked() time.Time {
 	now := time.Now()
 	tick := now.Truncate(timeTick)
-	if f.queried || tick.Before(f.mtime) || tick.Before(f.ctime) {
+	if f.queried || tick.Before(f.times.get(tMtime)) || tick.Before(f.times.get(tCtime)) {
 		return now
 	}
 	return tick
@@ -400,12 +401,12 @@ func (f *File) commitDataLocked(c *change, undo func(), sameSize bool) syscall.E
 	if f.lentLocked() {
 		f.observeLocked(false)
 		if st, ok, err := f.blob.FileStat(); ok && err == nil {
-			f.seen = timesOf(&st)
+			f.setSeen(&st)
 		}
 	}
 	a := f.attrsLocked()
 	a.mtime, a.ctime = now, now
-	if sameSize && !f.unsaved && !f.lentLocked() && a.mtime.Equal(f.mtime) && a.ctime.Equal(f.ctime) {
+	if sameSize && !f.unsaved && !f.lentLocked() && a.mtime.Equal(f.times.get(tMtime)) && a.ctime.Equal(f.times.get(tCtime)) {
 		return 0
 	}
 	c.inode(&f.node, &a)

@@ -122,7 +122,7 @@ func (f *File) openedLocked(ctx context.Context, flags uint32, room bool) (h *ha
 		default:
 			if !f.lentLocked() {
 				if st, ok, err := f.blob.FileStat(); ok && err == nil {
-					f.seen = timesOf(&st)
+					f.setSeen(&st)
 				}
 			}
 			f.loans++
@@ -262,16 +262,19 @@ func (f *File) observeLocked(save bool) syscall.Errno {
 		return 0
 	}
 	now := timesOf(&st)
-	if now == f.seen {
+	if f.seen == nil {
+		f.seen = new(fileTimes)
+	}
+	if now == *f.seen {
 		return 0
 	}
 	changed := false
 	if now.m != f.seen.m {
-		f.mtime = time.Unix(now.m.Unix())
+		f.times.set(tMtime, time.Unix(now.m.Unix()))
 		changed = true
 	}
 	if now.c != f.seen.c {
-		f.ctime = time.Unix(now.c.Unix())
+		f.times.set(tCtime, time.Unix(now.c.Unix()))
 		changed = true
 	}
 	if now.a != f.seen.a {
@@ -282,14 +285,14 @@ func (f *File) observeLocked(save bool) syscall.Errno {
 		// read changes nothing. (No strictatime mount lends files:
 		// the store file's atime cannot tell every read; Mount.)
 		at := time.Unix(now.a.Unix())
-		if f.fsys.atime.Load().due(false, f.atime, f.mtime, f.ctime, at) {
-			f.atime = at
+		if f.fsys.atime.Load().due(false, f.times.get(tAtime), f.times.get(tMtime), f.times.get(tCtime), at) {
+			f.times.set(tAtime, at)
 			if f.fsys.persist != nil {
 				f.fsys.persist.atimeDirty.Store(true)
 			}
 		}
 	}
-	f.seen = now
+	*f.seen = now
 	f.unsaved = f.unsaved || changed
 	if save && f.unsaved {
 		return f.saveUnsavedLocked()
@@ -347,4 +350,15 @@ func (fsys *filesystem) closeAfterOpen(ctx context.Context, fd int) bool {
 	l := v.(*lentFDs)
 	l.fds = append(l.fds, fd)
 	return true
+}
+
+// setSeen records st's times as those of the store file when the server
+// last looked.
+//
+// Preconditions: f.mu is held.
+func (f *File) setSeen(st *unix.Stat_t) {
+	if f.seen == nil {
+		f.seen = new(fileTimes)
+	}
+	*f.seen = timesOf(st)
 }

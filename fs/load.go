@@ -136,10 +136,10 @@ func (n *node) setFromState(fsys *filesystem, in *journal.Inode, nlink uint32) {
 	n.mode = in.Mode
 	n.uid, n.gid, n.rdev = in.UID, in.GID, in.Rdev
 	n.nlink = nlink
-	n.atime = time.Unix(0, in.Atime)
-	n.mtime = time.Unix(0, in.Mtime)
-	n.ctime = time.Unix(0, in.Ctime)
-	n.btime = time.Unix(0, in.Btime)
+	n.times.set(tAtime, time.Unix(0, in.Atime))
+	n.times.set(tMtime, time.Unix(0, in.Mtime))
+	n.times.set(tCtime, time.Unix(0, in.Ctime))
+	n.times.set(tBtime, time.Unix(0, in.Btime))
 	n.xattr = in.Xattr
 }
 

@@ -28,10 +28,7 @@ type node struct {
 	gid   uint32
 	nlink uint32
 	rdev  uint32
-	atime time.Time
-	mtime time.Time
-	ctime time.Time
-	btime time.Time
+	times stamps // atime, mtime, ctime and btime (stamps.go)
 	xattr map[string][]byte
 	// reclaimed is set once the inode's number and data were given back;
 	// it guards against releasing them twice.
@@ -61,7 +58,7 @@ func (n *node) initNode(fsys *filesystem, ino uint64, mode uint32, caller *fuse.
 	n.typ = mode & syscall.S_IFMT
 	n.mode = mode
 	n.nlink = 1
-	n.atime, n.mtime, n.ctime, n.btime = now, now, now, now
+	n.times.setAll(now)
 	if caller != nil {
 		n.uid, n.gid = caller.Uid, caller.Gid
 	}
@@ -101,7 +98,8 @@ func (n *node) fillAttrLocked(out *fuse.Attr) {
 	out.Owner = fuse.Owner{Uid: n.uid, Gid: n.gid}
 	out.Rdev = n.rdev
 	out.Blksize = 4096
-	out.SetTimes(&n.atime, &n.mtime, &n.ctime)
+	atime, mtime, ctime := n.times.get(tAtime), n.times.get(tMtime), n.times.get(tCtime)
+	out.SetTimes(&atime, &mtime, &ctime)
 }
 
 // sizer is a node kind whose content has a size: sizeBlocks returns the
@@ -257,7 +255,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		if f.loans > 0 {
 			// The store file's times changed with it.
 			if st, ok, err := f.blob.FileStat(); ok && err == nil {
-				f.seen = timesOf(&st)
+				f.setSeen(&st)
 			}
 		}
 	}
@@ -314,7 +312,7 @@ func (n *node) Statx(ctx context.Context, fh gofs.FileHandle, flags uint32, mask
 	var a fuse.Attr
 	n.attr(&a)
 	n.mu.Lock()
-	btime := n.btime
+	btime := n.times.get(tBtime)
 	n.mu.Unlock()
 	sx := &out.Statx
 	sx.Mask = unix.STATX_BASIC_STATS | unix.STATX_BTIME

@@ -88,7 +88,7 @@ func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 	s := b.s
 	var st unix.Stat_t
 	// b is live and its mu held: Close cannot close dirfd meanwhile.
-	if err := unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW); isENOENT(err) { // +checklocksignore
+	if err := unix.Fstatat(s.dirfd, b.name(), &st, unix.AT_SYMLINK_NOFOLLOW); isENOENT(err) { // +checklocksignore
 		// Never written: a blob without a store file.
 		b.size = size
 		return nil
@@ -114,7 +114,7 @@ func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
+		return fmt.Errorf("mapstore: adopt store file %s: %w", b.name(), err)
 	}
 	b.fileSize = fi.size
 	// The reserved runs, below the largest file; past the file's end,
@@ -129,7 +129,7 @@ func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 	}
 	if target := s.fileTarget(max(fi.size, pageOff(keep.last()))); fi.size < target {
 		if err := s.sys.Ftruncate(fd, target); err != nil {
-			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
+			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name(), target, err)
 		}
 		b.fileSize = target
 	}
@@ -151,7 +151,7 @@ func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 				break
 			}
 			if _, err := b.punchFileLocked(fd, gs, ge); err != nil {
-				return fmt.Errorf("mapstore: adopt store file %s: %w", b.name, err)
+				return fmt.Errorf("mapstore: adopt store file %s: %w", b.name(), err)
 			}
 			p = ge
 		}
@@ -161,7 +161,7 @@ func (b *Blob) adoptLocked(size int64, reserved [][2]int64) error {
 		for _, e := range keep.es {
 			if err := s.sys.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, pageOff(e.start), pageOff(e.end)-pageOff(e.start)); err != nil {
 				s.log.Warn("reserving again the pages a file had reserved: they are given up",
-					zap.String("file", b.name), zap.Error(err))
+					zap.String("file", b.name()), zap.Error(err))
 				alloc = extents{es: append([]extent(nil), b.data.es...), pages: b.data.pages}
 				break
 			}

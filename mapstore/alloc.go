@@ -132,7 +132,7 @@ func (b *Blob) growFileLocked(fd int, pe int64) error {
 	s := b.s
 	if target := s.fileTarget(pageOff(pe)); b.fileSize < target {
 		if err := s.sys.Ftruncate(fd, target); err != nil {
-			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name, target, err)
+			return fmt.Errorf("mapstore: grow store file %s to %d: %w", b.name(), target, err)
 		}
 		b.fileSize = target
 	}
@@ -151,9 +151,9 @@ func (b *Blob) fallocFileLocked(fd int, ps, pe int64) error {
 	if err := b.s.sys.Fallocate(fd, fallocAlloc, off, end-off); err != nil {
 		if isENOSPC(err) {
 			b.s.warnFull(err)
-			return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name, off, end, err)
+			return fmt.Errorf("%w: fallocate %s [%d, %d): %w", ErrNoSpace, b.name(), off, end, err)
 		}
-		return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name, off, end, err)
+		return fmt.Errorf("mapstore: fallocate %s [%d, %d): %w", b.name(), off, end, err)
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
 	if ps < q {
 		off, end := ps<<pageShift, q<<pageShift
 		if err := s.sys.Fallocate(fd, fallocPunch, off, end-off); err != nil {
-			return ps, fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name, off, end, err)
+			return ps, fmt.Errorf("mapstore: punch %s [%d, %d): %w", b.name(), off, end, err)
 		}
 		s.unfillLocked(b, off, end)
 	}
@@ -182,13 +182,13 @@ func (b *Blob) punchFileLocked(fd int, ps, pe int64) (int64, error) {
 		return pe, nil
 	}
 	if err := s.sys.Ftruncate(fd, maxMappable); err != nil {
-		return max(ps, q), fmt.Errorf("mapstore: punch %s [%d, %d): cut store file: %w", b.name, int64(maxMappable), int64(math.MaxInt64), err)
+		return max(ps, q), fmt.Errorf("mapstore: punch %s [%d, %d): cut store file: %w", b.name(), int64(maxMappable), int64(math.MaxInt64), err)
 	}
 	if err := s.sys.Ftruncate(fd, b.fileSize); err != nil {
 		// The page is free all the same. The file stays short (no window
 		// reaches past it) and grows again when the page is allocated.
 		s.log.Warn("growing a store file back after freeing its last page",
-			zap.String("file", b.name), zap.Error(err))
+			zap.String("file", b.name()), zap.Error(err))
 		b.fileSize = maxMappable
 	}
 	return pe, nil

@@ -20,10 +20,11 @@ import (
 // Reads copy only data pages out of the mapping and fill the rest with
 // zeros, so that reading never allocates store pages.
 type Blob struct {
-	// s, id and name are set by newBlob, then read-only.
-	s    *Store
-	id   uint64
-	name string // store file name
+	// s and id are set by newBlob, then read-only. The store file's
+	// name is storeName(id) (name), made when needed: a million blobs
+	// keep no strings.
+	s  *Store
+	id uint64
 
 	// mu is the blob lock: readers share it, changes take it
 	// exclusively, and a View holds it for reading until Release.
@@ -32,6 +33,10 @@ type Blob struct {
 	// by mu.
 	// +checklocks:mu
 	dead bool
+	// hasFile is whether the store file exists. Protected by mu (set to
+	// true also under Store.mu, by openFDLocked).
+	// +checklocks:mu
+	hasFile bool
 	// size is the blob's size in bytes (not while lent: the store file's
 	// length is). Protected by mu.
 	// +checklocks:mu
@@ -47,10 +52,6 @@ type Blob struct {
 	// (fallocAgainLocked). Protected by mu.
 	// +checklocks:mu
 	data extents
-	// hasFile is whether the store file exists. Protected by mu (set to
-	// true also under Store.mu, by openFDLocked).
-	// +checklocks:mu
-	hasFile bool
 	// fileSize is the store file's size: it covers every allocated page.
 	// When the blob grows it is rounded up to a window (or to
 	// Store.mapLimit, or Store.fileLimit for lastPage); after a loan it
@@ -73,11 +74,14 @@ type Blob struct {
 }
 
 func newBlob(s *Store, id uint64) *Blob {
-	b := &Blob{s: s, id: id, name: storeName(id)}
+	b := &Blob{s: s, id: id}
 	b.fd.b = b
 	b.fd.fd = -1
 	return b
 }
+
+// name returns the name of the blob's store file.
+func (b *Blob) name() string { return storeName(b.id) }
 
 // ID returns the blob's id, which names its store file.
 func (b *Blob) ID() uint64 { return b.id }
@@ -342,7 +346,7 @@ func (b *Blob) Sync(off, length int64) error {
 	}
 	defer s.releaseFD(b)
 	if err := s.sys.Fdatasync(fd); err != nil {
-		return fmt.Errorf("mapstore: fdatasync %s: %w", b.name, err)
+		return fmt.Errorf("mapstore: fdatasync %s: %w", b.name(), err)
 	}
 	return s.syncDir()
 }
@@ -383,8 +387,8 @@ func (b *Blob) Free() error {
 	err := s.dropBlobLocked(b)
 	if b.hasFile && !s.closed {
 		// Under s.mu, so that Close cannot close dirfd meanwhile.
-		if e := unlinkat(s.dirfd, b.name); e != nil && !isENOENT(e) {
-			err = errors.Join(err, fmt.Errorf("mapstore: remove store file %s: %w", b.name, e))
+		if e := unlinkat(s.dirfd, b.name()); e != nil && !isENOENT(e) {
+			err = errors.Join(err, fmt.Errorf("mapstore: remove store file %s: %w", b.name(), e))
 		}
 	}
 	delete(s.blobs, b.id)

@@ -240,7 +240,7 @@ func (s *Store) checkFiles(c *checker, dirfd int, live map[uint64]*Blob) {
 	}
 	for id, b := range live {
 		if b.hasFile && !seen[id] {
-			c.add("blob %x: store file %s missing", id, b.name)
+			c.add("blob %x: store file %s missing", id, b.name())
 		}
 	}
 }
@@ -261,43 +261,43 @@ func (s *Store) checkFile(c *checker, dirfd int, b *Blob) {
 	if b.loan != nil {
 		return // the store file is the truth while lent
 	}
-	fd, err := openRead(dirfd, b.name)
+	fd, err := openRead(dirfd, b.name())
 	if err != nil {
-		c.add("store file %s: %v", b.name, err)
+		c.add("store file %s: %v", b.name(), err)
 		return
 	}
 	defer closeFD(fd)
 	fi, err := fstat(fd)
 	if err != nil {
-		c.add("store file %s: %v", b.name, err)
+		c.add("store file %s: %v", b.name(), err)
 		return
 	}
 	switch {
 	case !isRegular(fi.mode) || fi.mode&0o777 != 0o600:
-		c.add("store file %s: mode %o, want a regular file 0600", b.name, fi.mode)
+		c.add("store file %s: mode %o, want a regular file 0600", b.name(), fi.mode)
 	case fi.size != b.fileSize:
-		c.add("store file %s: size %d, blob says %d", b.name, fi.size, b.fileSize)
+		c.add("store file %s: size %d, blob says %d", b.name(), fi.size, b.fileSize)
 	case s.tmpfs && fi.blocks*512 != b.alloc.pages*PageSize:
-		c.add("store file %s: %d bytes allocated, blob holds %d", b.name, fi.blocks*512, b.alloc.pages*PageSize)
+		c.add("store file %s: %d bytes allocated, blob holds %d", b.name(), fi.blocks*512, b.alloc.pages*PageSize)
 	case fi.blocks*512 < b.alloc.pages*PageSize:
-		c.add("store file %s: %d bytes allocated, blob holds %d", b.name, fi.blocks*512, b.alloc.pages*PageSize)
+		c.add("store file %s: %d bytes allocated, blob holds %d", b.name(), fi.blocks*512, b.alloc.pages*PageSize)
 	}
 	var file extents
 	if err := dataRanges(fd, fi.size, func(start, end int64) {
 		file.add(start>>pageShift, pageUp(end))
 	}); err != nil {
-		c.add("store file %s: seek data: %v", b.name, err)
+		c.add("store file %s: seek data: %v", b.name(), err)
 		return
 	}
 	// tmpfs reports exactly the pages written. Other filesystems may
 	// report more as data (ext4: unwritten extents with pages in the page
 	// cache), never less.
 	if s.tmpfs && !slices.Equal(file.es, b.data.es) {
-		c.add("store file %s: data pages %v, blob says %v", b.name, clip(file.es), clip(b.data.es))
+		c.add("store file %s: data pages %v, blob says %v", b.name(), clip(file.es), clip(b.data.es))
 	}
 	for _, e := range b.data.es {
 		if !file.covers(e.start, e.end) {
-			c.add("store file %s: data pages [%d, %d) of the blob are holes in the file", b.name, e.start, e.end)
+			c.add("store file %s: data pages [%d, %d) of the blob are holes in the file", b.name(), e.start, e.end)
 			break
 		}
 	}

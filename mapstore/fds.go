@@ -17,10 +17,10 @@ type fdSlot struct {
 	b *Blob
 	// fd is the descriptor, -1 when closed. Protected by Store.mu; whoever
 	// pinned it uses the value acquireFD returned.
-	fd int
+	fd int32
 	// refs counts the pins by running system calls. Protected by
 	// Store.mu.
-	refs int
+	refs int32
 	// prev and next link the slot into the store's LRU. Protected by
 	// Store.mu.
 	prev, next *fdSlot
@@ -69,7 +69,7 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	if f.fd >= 0 {
 		f.unlink()
 		s.fds.pushFront(f)
-		return f.fd, nil
+		return int(f.fd), nil
 	}
 	flags := openFlags
 	if !b.hasFile {
@@ -82,29 +82,29 @@ func (s *Store) openFDLocked(b *Blob, create bool) (int, error) {
 	if s.nfds >= s.maxFDs {
 		s.evictFDsLocked(s.maxFDs - 1)
 	}
-	fd, err := s.sys.Openat(s.dirfd, b.name, flags, 0o600)
+	fd, err := s.sys.Openat(s.dirfd, b.name(), flags, 0o600)
 	if isEMFILE(err) {
 		// Someone else holds the descriptors: give back all of ours that
 		// are idle and try once more.
 		s.evictFDsLocked(0)
-		fd, err = s.sys.Openat(s.dirfd, b.name, flags, 0o600)
+		fd, err = s.sys.Openat(s.dirfd, b.name(), flags, 0o600)
 	}
 	if err != nil {
 		if flags == createFlags || isEMFILE(err) {
-			return -1, fmt.Errorf("mapstore: open store file %s: %w", b.name, err)
+			return -1, fmt.Errorf("mapstore: open store file %s: %w", b.name(), err)
 		}
 		// The store file existed and is gone or unreadable: the store
 		// was changed behind the server's back. The data is lost; the
 		// program gets EIO, not the errno of a file it never named.
 		s.log.Error("store file missing or unreadable: its data is lost",
-			zap.String("file", b.name), zap.Error(err))
-		return -1, fmt.Errorf("%w: open store file %s: %w", ErrFault, b.name, err)
+			zap.String("file", b.name()), zap.Error(err))
+		return -1, fmt.Errorf("%w: open store file %s: %w", ErrFault, b.name(), err)
 	}
 	if flags == createFlags {
 		b.hasFile = true // +checklocksignore: with create, b.mu is held for writing.
 		s.dirDirty.Store(true)
 	}
-	f.fd = fd
+	f.fd = int32(fd)
 	s.nfds++
 	s.fds.pushFront(f)
 	return fd, nil
@@ -140,11 +140,11 @@ func (s *Store) closeFDLocked(f *fdSlot) error {
 		return nil
 	}
 	f.unlink()
-	fd := f.fd
+	fd := int(f.fd)
 	f.fd = -1
 	s.nfds--
 	if err := closeFD(fd); err != nil {
-		return fmt.Errorf("mapstore: close store file %s: %w", f.b.name, err)
+		return fmt.Errorf("mapstore: close store file %s: %w", f.b.name(), err)
 	}
 	return nil
 }

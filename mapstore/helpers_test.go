@@ -151,7 +151,7 @@ func TestMain(m *testing.M) {
 }
 
 // storePath returns the path of b's store file.
-func storePath(s *Store, b *Blob) string { return filepath.Join(s.dir, b.name) }
+func storePath(s *Store, b *Blob) string { return filepath.Join(s.dir, b.name()) }
 
 // fileSizeOf returns b's store file size as the blob records it.
 func fileSizeOf(b *Blob) int64 {

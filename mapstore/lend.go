@@ -109,7 +109,7 @@ func (b *Blob) Lend(withFD bool) (int, error) {
 		if own >= 0 {
 			closeFD(own)
 		}
-		return -1, fmt.Errorf("mapstore: lend %s: %w", b.name, err)
+		return -1, fmt.Errorf("mapstore: lend %s: %w", b.name(), err)
 	}
 	b.fileSize = b.size
 	l := &loan{refs: 1, accounted: b.alloc.pages * PageSize}
@@ -134,7 +134,7 @@ func (b *Blob) Lend(withFD bool) (int, error) {
 		if err := s.sys.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, pageOff(ps), pageOff(e.end)-pageOff(ps)); err != nil {
 			l.reserved.remove(ps, math.MaxInt64)
 			s.log.Warn("reserving again the pages past the end of a lent store file",
-				zap.String("file", b.name), zap.Error(err))
+				zap.String("file", b.name()), zap.Error(err))
 			break
 		}
 	}
@@ -161,7 +161,7 @@ func (b *Blob) dupLocked(fd int) int {
 		own, err = dupFD(fd)
 	}
 	if err != nil {
-		b.s.log.Debug("no descriptor to lend", zap.String("file", b.name), zap.Error(err))
+		b.s.log.Debug("no descriptor to lend", zap.String("file", b.name()), zap.Error(err))
 		return -1
 	}
 	return own
@@ -191,7 +191,7 @@ func (b *Blob) Return() error {
 	}
 	fd, err := s.acquireFD(b, false)
 	if err != nil {
-		return fmt.Errorf("mapstore: take back %s: %w", b.name, err)
+		return fmt.Errorf("mapstore: take back %s: %w", b.name(), err)
 	}
 	defer s.releaseFD(b)
 	var st unix.Stat_t
@@ -217,7 +217,7 @@ func (b *Blob) Return() error {
 	if err != nil {
 		// The page sets stay as they were at Lend; Check will say
 		// how they differ from the file.
-		return fmt.Errorf("mapstore: take back %s: %w", b.name, err)
+		return fmt.Errorf("mapstore: take back %s: %w", b.name(), err)
 	}
 	alloc := extents{es: append([]extent(nil), data.es...), pages: data.pages}
 	for _, e := range l.reserved.es {
@@ -229,11 +229,11 @@ func (b *Blob) Return() error {
 		// reserved without data.
 		rereads.Add(1)
 		s.log.Debug("store file taken back holds other pages than followed",
-			zap.String("file", b.name), zap.Int64("bytes", st.Blocks*512), zap.Int64("followed", alloc.pages*PageSize))
+			zap.String("file", b.name()), zap.Int64("bytes", st.Blocks*512), zap.Int64("followed", alloc.pages*PageSize))
 		if from := pageOff(pageUp(st.Size)); from < s.mapLimit {
 			if err := s.sys.Fallocate(fd, fallocPunch, from, s.mapLimit-from); err != nil {
 				s.log.Warn("freeing the pages past the end of a store file taken back",
-					zap.String("file", b.name), zap.Error(err))
+					zap.String("file", b.name()), zap.Error(err))
 			}
 		}
 		s.mu.Lock()
@@ -283,7 +283,7 @@ func (b *Blob) loanStatLocked(st *unix.Stat_t) error {
 	}
 	defer b.s.releaseFD(b)
 	if err := unix.Fstat(fd, st); err != nil {
-		return fmt.Errorf("mapstore: stat %s: %w", b.name, err)
+		return fmt.Errorf("mapstore: stat %s: %w", b.name(), err)
 	}
 	return nil
 }
@@ -324,11 +324,11 @@ func (b *Blob) loanErr(op string, err error) error {
 	switch {
 	case isENOSPC(err):
 		b.s.warnFull(err)
-		return fmt.Errorf("%w: %s %s: %w", ErrNoSpace, op, b.name, err)
+		return fmt.Errorf("%w: %s %s: %w", ErrNoSpace, op, b.name(), err)
 	case errors.Is(err, unix.EFBIG):
-		return fmt.Errorf("%w: %s %s: %w", ErrTooBig, op, b.name, err)
+		return fmt.Errorf("%w: %s %s: %w", ErrTooBig, op, b.name(), err)
 	}
-	return fmt.Errorf("mapstore: %s %s: %w", op, b.name, err)
+	return fmt.Errorf("mapstore: %s %s: %w", op, b.name(), err)
 }
 
 // loanIOLocked is ReadAt (pread) or, with write, WriteAt (pwrite) of a
@@ -520,7 +520,7 @@ func (s *Store) loanedBytesLocked() int64 {
 	var d int64
 	for b, l := range s.loans {
 		var st unix.Stat_t
-		if !s.closed && unix.Fstatat(s.dirfd, b.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if !s.closed && unix.Fstatat(s.dirfd, b.name(), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			d += st.Blocks*512 - l.accounted
 		}
 	}

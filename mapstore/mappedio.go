@@ -238,7 +238,7 @@ func (b *Blob) msyncLocked(off, end int64) error {
 		lo := max(off, ws) &^ (PageSize - 1)
 		hi := min(end-ws, int64(len(w.mem)))
 		if err := s.sys.Msync(w.mem[lo-ws:hi], msyncFlags); err != nil {
-			errs = append(errs, fmt.Errorf("mapstore: msync %s [%d, %d): %w", b.name, lo, ws+hi, err))
+			errs = append(errs, fmt.Errorf("mapstore: msync %s [%d, %d): %w", b.name(), lo, ws+hi, err))
 		}
 		s.unpinWindow(w)
 	}
@@ -266,11 +266,11 @@ func (b *Blob) fileIOLocked(p []byte, off int64, write bool) (int, error) {
 	op, pos := ioName(write), off+int64(n)
 	switch {
 	case err == nil:
-		return n, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name, pos, io.ErrUnexpectedEOF)
+		return n, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name(), pos, io.ErrUnexpectedEOF)
 	case isENOSPC(err):
-		return n, fmt.Errorf("%w: %s %s at %d: %w", errNoSpace, op, b.name, pos, err)
+		return n, fmt.Errorf("%w: %s %s at %d: %w", errNoSpace, op, b.name(), pos, err)
 	}
-	return n, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name, pos, err)
+	return n, fmt.Errorf("mapstore: %s %s at %d: %w", op, b.name(), pos, err)
 }
 
 // fileIO reads len(p) bytes at off of the file fd into p with pread or,

@@ -6,7 +6,12 @@ package tests
 // (go-fuse's included). scripts/bench compares whole systems.
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -52,3 +57,44 @@ func BenchmarkMountRead4K(b *testing.B)  { benchIO(b, 4<<10, 16<<20, false) }
 func BenchmarkMountWrite4K(b *testing.B) { benchIO(b, 4<<10, 16<<20, true) }
 func BenchmarkMountRead1M(b *testing.B)  { benchIO(b, 1<<20, 64<<20, false) }
 func BenchmarkMountWrite1M(b *testing.B) { benchIO(b, 1<<20, 64<<20, true) }
+
+// BenchmarkMemoryPerFile creates empty files (the kernel holding every
+// inode: each stays looked up) in directories of 1000, and reports the
+// server's live heap per file after a collection, which is what a million
+// empty files cost beyond the runtime's own slack. With
+// MMAPFS_HEAPPROFILE=FILE it writes a heap profile there, for go tool
+// pprof -sample_index=inuse_space.
+func BenchmarkMemoryPerFile(b *testing.B) {
+	needRoot(b)
+	const files = 100000
+	mnt, _, _ := mountFS(b, withInodes(4*files))
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for b.Loop() {
+		root := filepath.Join(mnt, fmt.Sprintf("r%d", b.N))
+		noErr(b, os.Mkdir(root, 0o755), "mkdir")
+		before := heap()
+		for i := 0; i < files; i++ {
+			dir := filepath.Join(root, strconv.Itoa(i/1000))
+			if i%1000 == 0 {
+				noErr(b, os.Mkdir(dir, 0o755), "mkdir")
+			}
+			fd, err := unix.Open(filepath.Join(dir, strconv.Itoa(i)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			noErr(b, err, "create %d", i)
+			unix.Close(fd)
+		}
+		after := heap()
+		b.ReportMetric(float64(after-before)/files, "heapB/file")
+		if p := os.Getenv("MMAPFS_HEAPPROFILE"); p != "" {
+			f, err := os.Create(p)
+			noErr(b, err, "heap profile")
+			noErr(b, pprof.WriteHeapProfile(f), "heap profile")
+			f.Close()
+		}
+	}
+}
