@@ -98,8 +98,10 @@ func (n *node) fillAttrLocked(out *fuse.Attr) {
 	out.Owner = fuse.Owner{Uid: n.uid, Gid: n.gid}
 	out.Rdev = n.rdev
 	out.Blksize = 4096
-	atime, mtime, ctime := n.times.get(tAtime), n.times.get(tMtime), n.times.get(tCtime)
-	out.SetTimes(&atime, &mtime, &ctime)
+	t := &n.times
+	out.Atime, out.Atimensec = uint64(t.sec[tAtime]), t.nsec[tAtime]
+	out.Mtime, out.Mtimensec = uint64(t.sec[tMtime]), t.nsec[tMtime]
+	out.Ctime, out.Ctimensec = uint64(t.sec[tCtime]), t.nsec[tCtime]
 }
 
 // sizer is a node kind whose content has a size: sizeBlocks returns the

@@ -154,16 +154,7 @@ func TestBinaryMountHelperQuiet(t *testing.T) {
 				t.Fatal(err)
 			}
 			binReadWrite(t, mnt) // it survived SIGHUP
-			if err := binRun(t, "umount", mnt); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(binExitTimeout)
-			for len(binServers(bin, mnt)) > 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the background server did not exit after umount")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			binUmountWait(t, bin, mnt)
 			if c.opts != "" {
 				binCheckRotated(t, logFile)
 			}
@@ -300,15 +291,6 @@ func TestBinaryInstallDefaultPrefix(t *testing.T) {
 		t.Fatalf("not mounted after mount(8) returned: %+v", m)
 	}
 	binReadWrite(t, mnt)
-	if err := binRun(t, "umount", mnt); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(binExitTimeout)
-	for len(binServers(installedBin, mnt)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the background server did not exit after umount")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	binUmountWait(t, installedBin, mnt)
 	binCheckGone(t, mnt, memdir)
 }

@@ -784,6 +784,22 @@ func binReapServers(t *testing.T, bin, match, mnt string, timeout time.Duration)
 	t.Cleanup(func() { watchdog.Stop() })
 }
 
+// binUmountWait unmounts mnt with umount(8) and waits until the
+// background server of bin serving it has exited.
+func binUmountWait(t *testing.T, bin, mnt string) {
+	t.Helper()
+	if err := binRun(t, "umount", mnt); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(binExitTimeout)
+	for len(binServers(bin, mnt)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the background server did not exit after umount")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // The forms mount(8) uses: mount.fuse3 running `mmapfs SOURCE MOUNTPOINT
 // -o OPTIONS`, and a /sbin/mount.fuse.mmapfs link run as
 // `mount.fuse.mmapfs SOURCE MOUNTPOINT -o OPTIONS`. Both go to the
@@ -840,16 +856,7 @@ func TestBinaryMountHelper(t *testing.T) {
 			}
 			binCheckStore(t, memdir)
 			binReadWrite(t, mnt)
-			if err := binRun(t, "umount", mnt); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(binExitTimeout)
-			for len(binServers(bin, mnt)) > 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the background server did not exit after umount")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			binUmountWait(t, bin, mnt)
 			binCheckGone(t, mnt, memdir)
 		})
 	}
